@@ -1,0 +1,202 @@
+"""Typed catalog records: the plain data every other room reads.
+
+Why frozen dataclasses and not the ORM rows: ``perf``, ``cost`` and ``planner`` are pure and must not depend on a
+database session. The catalog turns its rows into these records (and CSV rows into them on import), so the math only
+ever sees immutable values with units in their names.
+
+Units: ``_gb`` are vendor GB (10^9 bytes); ``_gbps`` are GB/s (not Gbit/s); ``_tflops`` / ``_tops`` are dense
+tensor-core peaks in 10^12 operations per second; ``_b`` are billions of parameters; ``_usd`` are US dollars.
+``as_of`` is the date the fact was read from its source, ``None`` where the source gives none (``catalog health``
+lists those).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+__all__ = [
+    "Accelerator",
+    "Alias",
+    "ApiPrice",
+    "BenchmarkRow",
+    "CatalogSnapshot",
+    "CloudOffer",
+    "ModelSpec",
+    "UseCaseTemplate",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Accelerator:
+    """One accelerator model (a GPU, TPU or Gaudi), specs per device."""
+
+    name: str
+    vendor: str
+    memory_gb: float
+    memory_bw_gbps: float
+    fp16_tflops: float | None
+    bf16_tflops: float | None
+    fp8_tflops: float | None
+    int8_tops: float | None
+    fp4_tflops: float | None
+    interconnect: str
+    intra_node_bw_gbps: float
+    """Per-device bidirectional scale-up bandwidth (NVLink, Infinity Fabric, or the PCIe link)."""
+    max_per_node: int
+    tdp_w: float | None
+    launch_year: int | None
+    list_price_usd: float | None
+    source: str
+    as_of: date | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """Architecture facts of one open-weights model, enough to size memory and FLOPs."""
+
+    name: str
+    hf_id: str
+    params_b: float
+    """Total parameters (all experts of a MoE), billions."""
+    active_params_b: float
+    """Parameters used per token (shared + routed top-k experts), billions."""
+    num_layers: int
+    hidden_size: int
+    intermediate_size: int | None
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int | None
+    vocab_size: int
+    max_context: int
+    moe_num_experts: int | None
+    moe_top_k: int | None
+    moe_intermediate_size: int | None
+    attention: str
+    """``gqa``, ``mha``, ``mla``, ``gqa+sliding`` …, as the source names it."""
+    kv_bytes_per_token_fp16: int
+    """KV-cache bytes per token at 16-bit, summed over all layers (MLA: the compressed latent)."""
+    license: str
+    source: str
+    as_of: date | None = None
+    notes: str = ""
+
+    @property
+    def is_moe(self) -> bool:
+        return bool(self.moe_num_experts and self.moe_top_k)
+
+    @property
+    def is_mla(self) -> bool:
+        return self.attention.startswith("mla")
+
+
+@dataclass(frozen=True, slots=True)
+class CloudOffer:
+    """A rentable instance: the whole machine's price per hour, with ``gpu_count`` accelerators of one type."""
+
+    provider: str
+    region: str
+    instance_type: str
+    gpu: str | None
+    """Canonical accelerator name, ``None`` for CPU-only instances."""
+    gpu_count: int
+    vcpus: int | None
+    memory_gb: float | None
+    """Host RAM as the provider lists it."""
+    price_per_hour_usd: float
+    spot_price_per_hour_usd: float | None
+    source: str
+    as_of: date | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPrice:
+    """A hosted LLM API's token prices, USD per million tokens."""
+
+    provider: str
+    model: str
+    input_per_1m_usd: float
+    output_per_1m_usd: float
+    cached_input_per_1m_usd: float | None
+    max_input_tokens: int | None
+    max_output_tokens: int | None
+    source: str
+    as_of: date | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkRow:
+    """One measured closed-loop serving point (all columns of ``calibration.csv``)."""
+
+    model: str
+    backend: str
+    mode: str
+    system: str
+    gpu_count: int
+    tp: int
+    precision: str
+    isl: int
+    osl: int
+    concurrency: int
+    ttft_ms: float
+    tpot_ms: float
+    pp: int
+    attention_dp: int
+    moe_tp: int
+    moe_ep: int
+    batch_size: int | None
+    backend_version: str
+    gemm_quant_mode: str
+    moe_quant_mode: str
+    precision_inferred: bool
+    concurrency_from_source: bool
+    measured_date: date | None
+    container_image: str
+    id_tp: int | None
+    id_ep: int | None
+    parallelism_suspect: bool
+    source_row_id: str
+    source: str
+    as_of: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UseCaseTemplate:
+    """A named workload shape with p95 SLO targets; lengths are means of their distributions."""
+
+    name: str
+    description: str
+    prompt_tokens: int
+    output_tokens: int
+    ttft_p95_ms: float
+    itl_p95_ms: float
+    e2e_p95_ms: float
+    min_params_b: float
+    """Default quality floor (total parameters, billions): a product default, overridable, printed as an assumption."""
+    source: str
+    as_of: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """Another name for a catalog entry: ``kind`` is ``gpu`` or ``model``."""
+
+    kind: str
+    alias: str
+    target: str
+    source: str
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSnapshot:
+    """Everything the planner needs, read once: pure code takes this instead of a database session."""
+
+    accelerators: tuple[Accelerator, ...]
+    models: tuple[ModelSpec, ...]
+    offers: tuple[CloudOffer, ...]
+    api_prices: tuple[ApiPrice, ...] = ()
+    use_cases: tuple[UseCaseTemplate, ...] = ()
