@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from servewise.errors import ServewiseError
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except ServewiseError as err:
-        stderr_console().print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+        stderr_console().print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         sys.exit(2)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)

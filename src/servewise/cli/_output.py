@@ -35,7 +35,8 @@ class Column:
 
 
 def stdout_console() -> Console:
-    return Console(soft_wrap=False)
+    """Terminal width on a terminal; 200 columns when piped, so files and CI logs keep whole tables."""
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
 def stderr_console() -> Console:

@@ -1,0 +1,254 @@
+"""``servewise plan``: a workload in, a costed and ranked plan out (table, JSON, CSV or Markdown; ``-o plan.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from servewise.catalog import Catalog, open_catalog
+from servewise.errors import UsageError
+from servewise.planner import Plan, PlanOption, make_plan, plan_document, require_feasible
+from servewise.types import Precision, PricingMode, Priority
+from servewise.workload import Workload, build_workload, load_workload_file
+
+from ._output import Column, OutputFormat, render, stdout_console
+
+__all__ = ["plan_command", "resolve_workload_names", "write_json_atomically"]
+
+_FLAG_FOR_FIELD = {
+    "traffic.qps": "--qps",
+    "traffic.users": "--users",
+    "traffic.requests_per_user_hour": "--requests-per-user-hour",
+    "traffic.peak_factor": "--peak-factor",
+    "traffic.prompt_tokens.mean": "--prompt-tokens",
+    "traffic.output_tokens.mean": "--output-tokens",
+    "traffic.prefix_share": "--prefix-share",
+    "slo.ttft_p95_ms": "--ttft-p95-ms",
+    "slo.itl_p95_ms": "--itl-p95-ms",
+    "slo.e2e_p95_ms": "--e2e-p95-ms",
+    "budget_usd_month": "--budget-usd-month",
+    "constraints.max_gpus": "--max-gpus",
+    "constraints.min_params_b": "--min-params-b",
+}
+
+
+def _set(tree: dict[str, Any], path: str, value: object) -> None:
+    if value is None:
+        return
+    *parents, leaf = path.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _overrides(values: dict[str, object]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for field, flag in _FLAG_FOR_FIELD.items():
+        _set(tree, field, values.get(flag))
+    for flag, field in (("--gpu", "constraints.gpus"), ("--model", "constraints.models"),
+                        ("--provider", "constraints.providers"), ("--precision", "constraints.precisions")):  # fmt: skip
+        if values.get(flag):
+            _set(tree, field, values[flag])
+    _set(tree, "constraints.pricing", values.get("--pricing"))
+    _set(tree, "priority", values.get("--priority"))
+    return tree
+
+
+def _flag_message(message: str) -> str:
+    """Name the flag rather than the field when a flag set it: "--qps: must be > 0 (got -5.0)"."""
+    for field, flag in _FLAG_FOR_FIELD.items():
+        marker = f"workload: {field}: "
+        if message.startswith(marker):
+            return f"{flag}: {message.removeprefix(marker)}"
+    return message
+
+
+def resolve_workload_names(workload: Workload, catalog: Catalog) -> Workload:
+    """Canonical catalog names for the GPUs and models the workload allows (aliases, families, HF ids)."""
+    gpus: list[str] = []
+    for name in workload.constraints.gpus:
+        gpus.extend(g for g in catalog.resolve_gpus(name) if g not in gpus)
+    models = [catalog.resolve_model(name) for name in workload.constraints.models]
+    constraints = workload.constraints.model_copy(update={"gpus": gpus, "models": list(dict.fromkeys(models))})
+    return workload.model_copy(update={"constraints": constraints})
+
+
+def write_json_atomically(path: Path, document: object) -> None:
+    """Write the whole file or nothing: a temporary file in the same folder, then a rename."""
+    target = path.resolve()
+    if not target.parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_COLUMNS = (
+    Column("mark", ""),
+    Column("rank", "#", numeric=True),
+    Column("model", "model"),
+    Column("precision", "prec"),
+    Column("gpus", "GPUs x replicas"),
+    Column("ttft_p95", "TTFT p95/SLO ms"),
+    Column("itl_p95", "ITL p95/SLO ms"),
+    Column("e2e_p95", "E2E p95/SLO ms"),
+    Column("usd_per_hour", "$/h", numeric=True),
+    Column("usd_per_month", "$/month", numeric=True),
+    Column("usd_per_1m_output_tokens", "$/1M out tok", numeric=True),
+    Column("provenance", "provenance"),
+    Column("offer", "offer"),
+)
+
+
+def _slo_cell(option: PlanOption, metric: str, fancy: bool) -> str:
+    value = getattr(option.perf, metric).p95_ms
+    check = next((c for c in option.slo if c.name == f"{metric}_p95_ms"), None)
+    if check is None:
+        return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+    mark = ("✓" if check.met else "✗") if fancy else (" ok" if check.met else " MISS")
+    shown = f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+    return f"{shown}/{check.target_ms:g}{mark}"
+
+
+def _row(option: PlanOption, chosen: bool, fancy: bool) -> dict[str, object]:
+    c, cost = option.candidate, option.cost
+    return {
+        "mark": ("★" if fancy else "*") if chosen else "",
+        "rank": option.rank,
+        "model": c.model,
+        "gpus": f"{c.tp}x{c.gpu} x{option.replicas}",
+        "tp": c.tp,
+        "precision": str(c.precision),
+        "replicas": option.replicas,
+        "ttft_p95": _slo_cell(option, "ttft", fancy),
+        "itl_p95": _slo_cell(option, "itl", fancy),
+        "e2e_p95": _slo_cell(option, "e2e", fancy),
+        "usd_per_hour": round(cost.usd_per_hour, 4),
+        "usd_per_month": round(cost.usd_per_month, 2),
+        "usd_per_1m_output_tokens": round(cost.usd_per_1m_output_tokens, 4),
+        "provenance": str(option.perf.provenance),
+        "offer": f"{cost.offer.provider} {cost.offer.instance_type}",
+    }
+
+
+def _print_plan(plan: Plan, fmt: OutputFormat, top: int, show_rejected: bool) -> None:
+    if fmt is OutputFormat.json:
+        render([], _COLUMNS, fmt, json_document=plan_document(plan))
+        return
+    fancy = fmt is OutputFormat.table
+    options = plan.options if fmt is OutputFormat.csv else plan.options[:top]
+    rows = [_row(o, index == plan.chosen, fancy) for index, o in enumerate(options)]
+    w = plan.workload
+    title = (
+        f"{w.name}: {w.traffic.peak_qps:g} req/s peak, "
+        f"{w.traffic.prompt_tokens.mean:g}->{w.traffic.output_tokens.mean:g} tokens"
+        f"{f', budget ${w.budget_usd_month:,.0f}/month' if w.budget_usd_month else ''}"
+    )
+    shown = f"top {len(options)} of {len(plan.options)}" if len(options) < len(plan.options) else "all"
+    caption = f"{shown} options; {len(plan.rejected)} rejected"
+    render(rows, _COLUMNS, fmt, title=title, marked_row=plan.chosen, caption=caption if fancy else None)
+    if fmt is OutputFormat.csv:
+        return
+    chosen = plan.chosen_option
+    lines = []
+    if chosen is not None:
+        offer = chosen.cost.offer
+        lines.append(f"why: {plan.why}")
+        lines.append(
+            f"price: {offer.provider} {offer.instance_type} ${offer.instance_usd_per_hour:.4g}/h {offer.pricing}; "
+            f"source {offer.source}; as of {offer.as_of or 'unknown (see `servewise catalog health`)'}"
+        )
+    lines.extend(f"assumption: {a}" for a in plan.assumptions)
+    if show_rejected:
+        lines.append(f"rejected ({len(plan.rejected)}):")
+        for r in sorted(plan.rejected, key=lambda r: (r.stage, r.model, r.gpu, r.tp or 0, str(r.precision))):
+            what = f"{r.model} {r.precision or '*'} on {r.tp or '*'}x{r.gpu}"
+            lines.append(f"  [{r.stage}] {what}: {r.reason}")
+    elif plan.rejected:
+        lines.append("rejected: " + _stage_counts(plan) + " (--show-rejected lists them)")
+    if fmt is OutputFormat.markdown:
+        print("\n" + "\n".join(f"- {line}" for line in lines))
+        return
+    console = stdout_console()
+    for line in lines:
+        style = "bold" if line.startswith("why:") else "dim"
+        console.print(escape(line), style=style, highlight=False)
+
+
+def _stage_counts(plan: Plan) -> str:
+    counts: dict[str, int] = {}
+    for r in plan.rejected:
+        counts[r.stage] = counts.get(r.stage, 0) + 1
+    return ", ".join(f"{count} {stage}" for stage, count in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def plan_command(
+    use_case: Annotated[str | None, typer.Option("--use-case", "-u", help="use-case template, e.g. chatbot_conversational")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="workload YAML or JSON file")] = None,
+    qps: Annotated[float | None, typer.Option("--qps", help="average requests per second")] = None,
+    users: Annotated[int | None, typer.Option("--users", help="number of users (with --requests-per-user-hour)")] = None,
+    requests_per_user_hour: Annotated[float | None, typer.Option("--requests-per-user-hour")] = None,
+    peak_factor: Annotated[float | None, typer.Option("--peak-factor", help="peak / average QPS")] = None,
+    prompt_tokens: Annotated[float | None, typer.Option("--prompt-tokens", help="mean prompt tokens")] = None,
+    output_tokens: Annotated[float | None, typer.Option("--output-tokens", help="mean output tokens")] = None,
+    prefix_share: Annotated[float | None, typer.Option("--prefix-share", help="share of prompt tokens cached")] = None,
+    ttft_p95_ms: Annotated[float | None, typer.Option("--ttft-p95-ms")] = None,
+    itl_p95_ms: Annotated[float | None, typer.Option("--itl-p95-ms")] = None,
+    e2e_p95_ms: Annotated[float | None, typer.Option("--e2e-p95-ms")] = None,
+    budget_usd_month: Annotated[float | None, typer.Option("--budget-usd-month")] = None,
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="allowed GPU or family (repeatable)")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="allowed model or HF id (repeatable)")] = None,
+    provider: Annotated[list[str] | None, typer.Option("--provider", help="allowed provider (repeatable)")] = None,
+    precision: Annotated[list[Precision] | None, typer.Option("--precision", help="allowed precision (repeatable)")] = None,
+    pricing: Annotated[PricingMode | None, typer.Option("--pricing")] = None,
+    priority: Annotated[Priority | None, typer.Option("--priority")] = None,
+    max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="GPUs across all replicas")] = None,
+    min_params_b: Annotated[float | None, typer.Option("--min-params-b", help="quality floor, billions of params")] = None,
+    show_rejected: Annotated[bool, typer.Option("--show-rejected", help="list every rejected candidate")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="options shown in table/markdown")] = 10,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, json, csv or markdown")] = OutputFormat.table,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the full plan as JSON")] = None,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="catalog database (default: SERVEWISE_DB_URL)")] = None,
+) -> None:
+    """Plan a deployment: which model on which GPUs, how many replicas, what it costs, whether it meets the SLO."""
+    flags: dict[str, object] = {
+        "--qps": qps, "--users": users, "--requests-per-user-hour": requests_per_user_hour,
+        "--peak-factor": peak_factor, "--prompt-tokens": prompt_tokens, "--output-tokens": output_tokens,
+        "--prefix-share": prefix_share, "--ttft-p95-ms": ttft_p95_ms, "--itl-p95-ms": itl_p95_ms,
+        "--e2e-p95-ms": e2e_p95_ms, "--budget-usd-month": budget_usd_month, "--gpu": gpu, "--model": model,
+        "--provider": provider, "--precision": [str(p) for p in precision] if precision else None,
+        "--pricing": str(pricing) if pricing else None, "--priority": str(priority) if priority else None,
+        "--max-gpus": max_gpus, "--min-params-b": min_params_b,
+    }  # fmt: skip
+    if use_case is None and file is None and prompt_tokens is None:
+        raise UsageError("describe the workload: --use-case NAME, --file workload.yaml, or --prompt-tokens/--output-tokens")
+    file_data = load_workload_file(file) if file is not None else None
+    with open_catalog(db_url) as catalog:
+        template_name = use_case or (str(file_data["use_case"]) if file_data and file_data.get("use_case") else None)
+        template = catalog.use_case(template_name) if template_name else None
+        try:
+            workload = build_workload(
+                template=template, file_data=file_data, overrides=_overrides(flags),
+                source=str(file) if file is not None else "workload",
+            )  # fmt: skip
+        except UsageError as err:
+            raise type(err)(_flag_message(str(err))) from err
+        workload = resolve_workload_names(workload, catalog)
+        snapshot = catalog.snapshot()
+    plan = require_feasible(make_plan(workload, snapshot))
+    if output is not None:
+        write_json_atomically(output, plan_document(plan))
+    _print_plan(plan, fmt, top, show_rejected)

@@ -1,0 +1,62 @@
+"""Bytes per weight and peak throughput for each precision on each accelerator.
+
+Bytes per parameter (weights only; scales included):
+    bf16  2.0
+    fp8   1.0                 per-channel/tensor scales are negligible
+    int4  0.5 + 2/128         W4A16 (AWQ/GPTQ): 4-bit weights + one fp16 scale per group of 128
+    fp4   0.5 + 1/16          NVFP4: 4-bit weights + one fp8 (E4M3) scale per block of 16
+Embeddings and the LM head stay in 16-bit in every quantised checkpoint we model.
+
+Peak used for the GEMMs: bf16 → bf16 (or fp16) tensor cores; fp8 → fp8 tensor cores (W8A8, needs native fp8);
+int4 → 16-bit tensor cores (weights are dequantised on the fly); fp4 → fp4 tensor cores (W4A4, Blackwell).
+"""
+
+from __future__ import annotations
+
+from servewise.catalog import Accelerator
+from servewise.types import Precision
+
+__all__ = ["BYTES_PER_PARAM", "peak_tflops", "unsupported_reason"]
+
+BYTES_PER_PARAM: dict[Precision, float] = {
+    Precision.bf16: 2.0,
+    Precision.fp8: 1.0,
+    Precision.int4: 0.5 + 2 / 128,
+    Precision.fp4: 0.5 + 1 / 16,
+}
+
+_WEIGHT_ONLY_VENDORS = frozenset({"NVIDIA", "AMD"})
+"""Vendors whose vLLM builds ship W4A16 kernels (Marlin/Machete on NVIDIA, Triton/ExLlama on ROCm)."""
+
+
+def _sixteen_bit_tflops(gpu: Accelerator) -> float | None:
+    return gpu.bf16_tflops or gpu.fp16_tflops
+
+
+def peak_tflops(gpu: Accelerator, precision: Precision) -> float:
+    """Dense peak TFLOP/s used for the GEMMs at ``precision``; raises ValueError if unsupported."""
+    reason = unsupported_reason(gpu, precision)
+    if reason:
+        raise ValueError(reason)
+    if precision is Precision.fp8:
+        assert gpu.fp8_tflops is not None
+        return gpu.fp8_tflops
+    if precision is Precision.fp4:
+        assert gpu.fp4_tflops is not None
+        return gpu.fp4_tflops
+    sixteen = _sixteen_bit_tflops(gpu)
+    assert sixteen is not None
+    return sixteen
+
+
+def unsupported_reason(gpu: Accelerator, precision: Precision) -> str | None:
+    """Why ``gpu`` cannot run ``precision`` (one line), or None when it can."""
+    if _sixteen_bit_tflops(gpu) is None:
+        return f"{gpu.name} has no 16-bit tensor throughput in the catalog"
+    if precision is Precision.fp8 and not gpu.fp8_tflops:
+        return f"{gpu.name} has no native fp8 tensor cores"
+    if precision is Precision.fp4 and not gpu.fp4_tflops:
+        return f"{gpu.name} has no native fp4 tensor cores"
+    if precision is Precision.int4 and gpu.vendor not in _WEIGHT_ONLY_VENDORS:
+        return f"no int4 weight-only kernels for {gpu.vendor} {gpu.name}"
+    return None

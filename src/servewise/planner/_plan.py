@@ -1,0 +1,121 @@
+"""The ``Plan`` contract: ranked options, the chosen one, rejected candidates with reasons, assumptions.
+
+Frozen dataclasses inside; ``plan_document`` turns a plan into the stable JSON document (schema in
+docs/plan-json.md) that ``plan -o`` writes and ``deploy`` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from servewise.cost import CostEstimate
+from servewise.perf import EngineSettings, PerfEstimate
+from servewise.types import Precision
+from servewise.workload import Workload
+
+__all__ = [
+    "PLAN_SCHEMA_VERSION",
+    "Candidate",
+    "Plan",
+    "PlanOption",
+    "Rejection",
+    "SloCheck",
+    "plan_document",
+    "plan_json_schema",
+]
+
+PLAN_SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One configuration of a replica: what the planner enumerates."""
+
+    model: str
+    hf_id: str
+    gpu: str
+    tp: int
+    precision: Precision
+    engine: EngineSettings
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp
+
+    def label(self) -> str:
+        return f"{self.model} {self.precision} on {self.tp}x{self.gpu}"
+
+
+@dataclass(frozen=True, slots=True)
+class SloCheck:
+    """One SLO target against the prediction at the planned load."""
+
+    name: str
+    target_ms: float
+    predicted_ms: float
+    met: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOption:
+    """A candidate that meets every constraint, sized and priced."""
+
+    rank: int
+    candidate: Candidate
+    replicas: int
+    gpus_total: int
+    perf: PerfEstimate
+    cost: CostEstimate
+    slo: tuple[SloCheck, ...]
+    within_budget: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A candidate (or a whole group of them: ``*`` stands for any) that was dropped, and why."""
+
+    model: str
+    gpu: str
+    tp: int | None
+    precision: Precision | None
+    stage: str
+    """``constraint``, ``context``, ``quality``, ``precision``, ``price``, ``memory``, ``slo``, ``max_gpus``,
+    ``budget``."""
+    reason: str
+    usd_per_month: float | None = None
+    """For budget rejections: what the option would cost."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    schema_version: str
+    workload: Workload
+    peak_qps: float
+    options: tuple[PlanOption, ...]
+    chosen: int | None
+    """Index into ``options`` (0 when any option exists)."""
+    rejected: tuple[Rejection, ...]
+    assumptions: tuple[str, ...]
+    why: str
+    candidates_evaluated: int
+
+    @property
+    def chosen_option(self) -> PlanOption | None:
+        return None if self.chosen is None else self.options[self.chosen]
+
+
+_PLAN_ADAPTER: TypeAdapter[Plan] = TypeAdapter(Plan)
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready dict (floats that are infinite become null)."""
+    document: dict[str, Any] = _PLAN_ADAPTER.dump_python(plan, mode="json")
+    return document
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """JSON Schema of the plan document, published as docs/plan.schema.json."""
+    return _PLAN_ADAPTER.json_schema(mode="serialization")

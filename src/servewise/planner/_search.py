@@ -1,0 +1,270 @@
+"""Enumerate model × GPU × TP × precision, drop what does not fit, size and price the rest, rank.
+
+Order of the filters is cheapest-first, so a full-catalog sweep stays fast: constraints and quality floor (per
+model), price availability and precision support (per GPU), memory (per configuration), then the capacity search
+(per configuration that fits), then replicas, GPU cap and budget.
+
+    replicas = ⌈peak_qps / max_qps_per_replica⌉,   gpus_total = replicas × tp
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from servewise.catalog import Accelerator, CatalogSnapshot, CloudOffer, ModelSpec
+from servewise.cost import allowed_offers, cheapest_rental
+from servewise.errors import UnknownNameError
+from servewise.perf import (
+    ANALYTICAL_PARAMS,
+    RequestShape,
+    StepParams,
+    default_engine_settings,
+    estimate_replica,
+    latency_at,
+    memory_plan,
+    point_value,
+    unsupported_reason,
+)
+from servewise.types import Precision
+from servewise.workload import Workload
+
+from ._plan import PLAN_SCHEMA_VERSION, Candidate, Plan, PlanOption, Rejection, SloCheck
+from ._rank import explain_choice, rank_options
+
+__all__ = ["TP_SIZES", "ParamsLookup", "make_plan", "max_model_len", "request_shape"]
+
+TP_SIZES = (1, 2, 4, 8)
+_QUANTILES = (0.50, 0.90, 0.95, 0.99)
+
+ParamsLookup = Callable[[Accelerator, Precision], StepParams]
+"""Efficiencies for a (GPU, precision); the default returns the analytical parameters."""
+
+
+def _analytical(_gpu: Accelerator, _precision: Precision) -> StepParams:
+    return ANALYTICAL_PARAMS
+
+
+def request_shape(workload: Workload) -> RequestShape:
+    traffic = workload.traffic
+    return RequestShape(
+        prompt_mean=traffic.prompt_tokens.mean,
+        output_mean=traffic.output_tokens.mean,
+        prompt_q=tuple(traffic.prompt_tokens.quantile(q) for q in _QUANTILES),  # type: ignore[arg-type]
+        output_q=tuple(traffic.output_tokens.quantile(q) for q in _QUANTILES),  # type: ignore[arg-type]
+        prefix_share=traffic.prefix_share,
+    )
+
+
+def max_model_len(workload: Workload) -> int:
+    """Longest sequence to provision for: p99.9 prompt + p99.9 output, rounded up to 256 tokens."""
+    traffic = workload.traffic
+    longest = traffic.prompt_tokens.quantile(0.999) + traffic.output_tokens.quantile(0.999)
+    return int(math.ceil(longest / 256.0) * 256)
+
+
+def _pick(names: Sequence[str], known: dict[str, object], kind: str) -> list[str]:
+    for name in names:
+        if name not in known:
+            raise UnknownNameError(kind, name, known)
+    return list(names)
+
+
+def _model_rejection(model: ModelSpec, workload: Workload, seq_len: int) -> Rejection | None:
+    floor = workload.constraints.min_params_b
+    if floor is not None and model.params_b < floor:
+        return Rejection(
+            model.name, "*", None, None, "quality",
+            f"{model.params_b:g}B parameters is below the quality floor of {floor:g}B (--min-params-b)",
+        )  # fmt: skip
+    if seq_len > model.max_context:
+        return Rejection(
+            model.name, "*", None, None, "context",
+            f"needs {seq_len}-token sequences but the model's context is {model.max_context}",
+        )  # fmt: skip
+    return None
+
+
+def make_plan(
+    workload: Workload,
+    catalog: CatalogSnapshot,
+    *,
+    params_for: ParamsLookup = _analytical,
+    tp_sizes: Sequence[int] = TP_SIZES,
+) -> Plan:
+    """Every candidate the constraints allow, evaluated; a pure function of the workload and the catalog."""
+    constraints = workload.constraints
+    models = {m.name: m for m in catalog.models}
+    gpus = {g.name: g for g in catalog.accelerators}
+    model_names = _pick(constraints.models, models, "model") if constraints.models else sorted(models)  # type: ignore[arg-type]
+    gpu_names = _pick(constraints.gpus, gpus, "gpu") if constraints.gpus else sorted(gpus)  # type: ignore[arg-type]
+    known_providers = {o.provider for o in catalog.offers}
+    for provider in constraints.providers:
+        if provider.casefold() not in {p.casefold() for p in known_providers}:
+            raise UnknownNameError("provider", provider, known_providers, hint="Known providers come from offers.")
+
+    shape = request_shape(workload)
+    seq_len = max_model_len(workload)
+    mean_seq = shape.prompt_mean + shape.output_mean
+    targets = workload.slo.targets()
+    peak = workload.traffic.peak_qps
+    avg = workload.traffic.avg_qps
+    rejected: list[Rejection] = []
+    options: list[PlanOption] = []
+    evaluated = 0
+
+    usable_models = []
+    for name in model_names:
+        rejection = _model_rejection(models[name], workload, seq_len)
+        if rejection:
+            rejected.append(rejection)
+        else:
+            usable_models.append(models[name])
+
+    for gpu_name in gpu_names:
+        gpu = gpus[gpu_name]
+        offers = allowed_offers(catalog.offers, gpu_name, pricing=constraints.pricing, providers=constraints.providers)
+        if not offers:
+            where = f" from {', '.join(constraints.providers)}" if constraints.providers else ""
+            rejected.append(Rejection("*", gpu_name, None, None, "price",
+                                      f"no {constraints.pricing} offer for {gpu_name}{where} in the catalog"))  # fmt: skip
+            continue
+        precisions = []
+        for precision in constraints.precisions:
+            reason = unsupported_reason(gpu, precision)
+            if reason:
+                rejected.append(Rejection("*", gpu_name, None, precision, "precision", reason))
+            else:
+                precisions.append(precision)
+        largest_instance = max(o.gpu_count for o in offers)
+        engine = default_engine_settings(gpu)
+        for model in usable_models:
+            for tp in tp_sizes:
+                if tp > min(gpu.max_per_node, largest_instance) or model.num_attention_heads % tp:
+                    continue
+                cap = constraints.max_gpus
+                if cap is not None and tp > cap:
+                    rejected.append(Rejection(model.name, gpu_name, tp, None, "max_gpus",
+                                              f"one replica needs {tp} GPUs, over the cap of {cap} (--max-gpus)"))  # fmt: skip
+                    continue
+                for precision in precisions:
+                    evaluated += 1
+                    option = _evaluate(
+                        Candidate(model.name, model.hf_id, gpu_name, tp, precision, engine),
+                        model, gpu, offers, workload, shape, seq_len, mean_seq, targets, peak, avg,
+                        params_for(gpu, precision), rejected,
+                    )  # fmt: skip
+                    if option is not None:
+                        options.append(option)
+
+    ranked = rank_options(options, workload.priority)
+    return Plan(
+        schema_version=PLAN_SCHEMA_VERSION,
+        workload=workload,
+        peak_qps=peak,
+        options=tuple(ranked),
+        chosen=0 if ranked else None,
+        rejected=tuple(rejected),
+        assumptions=_assumptions(workload, seq_len),
+        why=explain_choice(ranked, workload),
+        candidates_evaluated=evaluated,
+    )
+
+
+def _evaluate(
+    candidate: Candidate,
+    model: ModelSpec,
+    gpu: Accelerator,
+    offers: Sequence[CloudOffer],
+    workload: Workload,
+    shape: RequestShape,
+    seq_len: int,
+    mean_seq: float,
+    targets: dict[str, float],
+    peak_qps: float,
+    avg_qps: float,
+    params: StepParams,
+    rejected: list[Rejection],
+) -> PlanOption | None:
+    def reject(stage: str, reason: str, usd_per_month: float | None = None) -> None:
+        rejected.append(
+            Rejection(candidate.model, candidate.gpu, candidate.tp, candidate.precision, stage, reason, usd_per_month)
+        )
+
+    memory = memory_plan(
+        model, gpu, candidate.tp, candidate.precision, candidate.engine, mean_seq_tokens=mean_seq, max_model_len=seq_len
+    )
+    if not memory.fits:
+        reject("memory", memory.reason)
+        return None
+    estimate, perf_rejection, step = estimate_replica(
+        model, gpu, candidate.tp, candidate.precision,
+        shape=shape, targets=targets, engine=candidate.engine, memory=memory, params=params,
+    )  # fmt: skip
+    if estimate is None:
+        assert perf_rejection is not None
+        reject(perf_rejection.kind, perf_rejection.reason)
+        return None
+    replicas = max(1, math.ceil(peak_qps / estimate.max_qps_per_replica - 1e-9))
+    gpus_total = replicas * candidate.tp
+    cap = workload.constraints.max_gpus
+    if cap is not None and gpus_total > cap:
+        reject("max_gpus", f"needs {replicas} replicas = {gpus_total} GPUs, over the cap of {cap} (--max-gpus)")
+        return None
+    cost = cheapest_rental(
+        offers,
+        tp=candidate.tp,
+        replicas=replicas,
+        pricing=workload.constraints.pricing,
+        avg_output_tokens_per_s=avg_qps * shape.output_mean,
+        avg_tokens_per_s=avg_qps * (shape.output_mean + shape.prompt_mean),
+    )
+    if cost is None:
+        reject("price", f"no offer has {candidate.tp} {candidate.gpu} GPUs in one instance")
+        return None
+    budget = workload.budget_usd_month
+    if budget is not None and cost.usd_per_month > budget:
+        reject(
+            "budget",
+            f"${cost.usd_per_month:,.0f}/month for {replicas} replica(s) is over the ${budget:,.0f} budget",
+            cost.usd_per_month,
+        )
+        return None
+    planned = latency_at(estimate, step, shape, peak_qps / replicas)
+    checks = tuple(
+        SloCheck(name, target, point_value(planned, name), point_value(planned, name) <= target * (1 + 1e-9))
+        for name, target in targets.items()
+    )
+    return PlanOption(
+        rank=0,
+        candidate=candidate,
+        replicas=replicas,
+        gpus_total=gpus_total,
+        perf=planned,
+        cost=cost,
+        slo=checks,
+        within_budget=budget is None or cost.usd_per_month <= budget,
+    )
+
+
+def _assumptions(workload: Workload, seq_len: int) -> tuple[str, ...]:
+    traffic = workload.traffic
+    c = workload.constraints
+    lines = [
+        f"traffic: {traffic.avg_qps:g} req/s on average, peak factor {traffic.peak_factor:g} -> "
+        f"provisioned for {traffic.peak_qps:g} req/s (Poisson arrivals)",
+        f"lengths: prompt {traffic.prompt_tokens.kind} mean {traffic.prompt_tokens.mean:g} tokens, "
+        f"output {traffic.output_tokens.kind} mean {traffic.output_tokens.mean:g} tokens; "
+        f"max-model-len {seq_len} (p99.9 prompt + p99.9 output)",
+        f"precisions allowed: {', '.join(str(p) for p in c.precisions)} (4-bit formats are opt-in: --precision)",
+        f"pricing: {c.pricing}, {'providers ' + ', '.join(c.providers) if c.providers else 'any provider'}; "
+        "a month is 730 h; whole instances are rented",
+        "engine: vLLM defaults per GPU (max_num_seqs, max_num_batched_tokens, gpu_memory_utilization 0.9, "
+        "16-token KV blocks, 16-bit KV cache)",
+        "latency: analytical roofline step model + steady-state queueing approximation (no measured rows yet)",
+    ]
+    if c.min_params_b:
+        lines.insert(3, f"quality floor: models with >= {c.min_params_b:g}B parameters (--min-params-b to change)")
+    if traffic.prefix_share:
+        lines.append(f"prefix cache: {traffic.prefix_share:.0%} of prompt tokens skip prefill")
+    return tuple(lines)

@@ -1,0 +1,41 @@
+"""Shared vocabulary of every room: small enums that travel in contracts and JSON.
+
+Why here and not in one room: ``workload`` names precisions and priorities without knowing about GPUs, ``perf`` and
+``cost`` use the same names, and the JSON documents spell them identically.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Precision", "PricingMode", "Priority", "Provenance"]
+
+
+class Precision(StrEnum):
+    """Weight precision of a deployment (activations follow the engine's kernel for that format)."""
+
+    bf16 = "bf16"
+    fp8 = "fp8"
+    int4 = "int4"
+    fp4 = "fp4"
+
+
+class Provenance(StrEnum):
+    """Where a prediction comes from, best first: ``measured`` rows, ``calibrated`` fit, ``analytical`` model."""
+
+    measured = "measured"
+    calibrated = "calibrated"
+    analytical = "analytical"
+
+
+class PricingMode(StrEnum):
+    on_demand = "on-demand"
+    spot = "spot"
+
+
+class Priority(StrEnum):
+    """How the planner ranks options that meet every constraint."""
+
+    cost = "cost"
+    latency = "latency"
+    balanced = "balanced"

@@ -1,0 +1,119 @@
+import pytest
+
+from servewise.errors import InfeasibleError, UnknownNameError
+from servewise.planner import make_plan, max_model_len, plan_document, require_feasible
+from servewise.types import Precision, Priority, Provenance
+from servewise.workload import build_workload
+from tests.factories import packaged_snapshot
+
+SMALL_GPUS = {"L4", "L40S", "A10G", "A10", "T4"}
+DATACENTER_GPUS = {"H100-SXM", "H100-PCIe", "H100-NVL", "H200", "GH200", "B200", "B300", "GB200", "MI300X", "MI325X"}
+
+
+def _template(name="chatbot_conversational"):
+    return next(u for u in packaged_snapshot().use_cases if u.name == name)
+
+
+def _plan(use_case="chatbot_conversational", **overrides):
+    workload = build_workload(template=_template(use_case), overrides=overrides)
+    return make_plan(workload, packaged_snapshot())
+
+
+def test_chatbot_at_20_qps_picks_a_small_gpu_with_an_8b_class_model():
+    plan = _plan(traffic={"qps": 20})
+    chosen = plan.chosen_option
+    assert chosen is not None and plan.chosen == 0
+    assert chosen.candidate.gpu in SMALL_GPUS
+    assert chosen.candidate.tp == 1
+    assert 7 <= next(m.params_b for m in packaged_snapshot().models if m.name == chosen.candidate.model) <= 9
+    assert all(check.met for check in chosen.slo)
+    best_datacenter = next(o for o in plan.options if o.candidate.gpu in DATACENTER_GPUS)
+    assert chosen.cost.usd_per_month < best_datacenter.cost.usd_per_month
+    assert chosen.perf.provenance is Provenance.analytical
+
+
+def test_options_are_sorted_by_cost_and_meet_every_target():
+    plan = _plan(traffic={"qps": 20})
+    costs = [o.cost.usd_per_month for o in plan.options]
+    assert costs == sorted(costs)
+    assert [o.rank for o in plan.options[:3]] == [1, 2, 3]
+    for option in plan.options:
+        assert option.replicas * option.perf.max_qps_per_replica >= 20 * (1 - 1e-9)
+        assert all(check.met for check in option.slo)
+
+
+def test_a_70b_model_never_fits_on_one_24gb_gpu():
+    plan = _plan(traffic={"qps": 5}, constraints={"models": ["Llama-3.1-70B"], "precisions": ["bf16", "fp8", "int4"]})
+    for gpu in ("L4", "A10G", "A10"):
+        single = [r for r in plan.rejected if r.gpu == gpu and r.tp == 1]
+        assert single and all(r.stage == "memory" for r in single)
+    assert not any(o.candidate.gpu in {"L4", "A10G", "A10"} and o.candidate.tp == 1 for o in plan.options)
+
+
+def test_budget_rejects_and_infeasibility_names_the_cheapest():
+    plan = _plan(traffic={"qps": 20}, budget_usd_month=100)
+    assert plan.chosen is None
+    with pytest.raises(InfeasibleError, match=r"no option fits the budget of \$100/month; the cheapest"):
+        require_feasible(plan)
+
+
+def test_impossible_slo_names_the_binding_target_and_the_closest_option():
+    plan = _plan(traffic={"qps": 20}, slo={"ttft_p95_ms": 1})
+    with pytest.raises(InfeasibleError) as err:
+        require_feasible(plan)
+    assert "ttft_p95_ms binds" in str(err.value) and "Closest:" in str(err.value)
+
+
+def test_latency_priority_ranks_by_e2e():
+    plan = _plan(traffic={"qps": 5}, priority="latency", constraints={"gpus": ["L40S", "H100-SXM"]})
+    e2e = [o.perf.e2e.p95_ms for o in plan.options]
+    assert e2e == sorted(e2e)
+    assert plan.workload.priority is Priority.latency
+
+
+def test_max_gpus_caps_the_total():
+    plan = _plan(traffic={"qps": 200}, constraints={"max_gpus": 4})
+    assert all(o.gpus_total <= 4 for o in plan.options)
+    assert any(r.stage == "max_gpus" for r in plan.rejected)
+
+
+def test_constraints_filter_and_unknown_names_raise():
+    plan = _plan(traffic={"qps": 5}, constraints={"gpus": ["L40S"], "models": ["Llama-3.1-8B"], "providers": ["aws"]})
+    assert {(o.candidate.gpu, o.candidate.model, o.cost.offer.provider) for o in plan.options} == {
+        ("L40S", "Llama-3.1-8B", "aws")
+    }
+    with pytest.raises(UnknownNameError, match="did you mean"):
+        _plan(traffic={"qps": 5}, constraints={"gpus": ["H300"]})
+    with pytest.raises(UnknownNameError, match="provider"):
+        _plan(traffic={"qps": 5}, constraints={"providers": ["awz"]})
+
+
+def test_quality_floor_and_context_length_reject_whole_models():
+    plan = _plan("research_legal_analysis", traffic={"qps": 1})
+    stages = {r.model: r.stage for r in plan.rejected if r.gpu == "*"}
+    assert stages["Llama-3.1-8B"] == "quality"  # 8B < the 30B floor of this use case
+    assert stages["Yi-34B"] == "context"  # 4k context < the 11,776-token sequences
+    assert max_model_len(plan.workload) == 11_776
+
+
+def test_precision_support_is_checked_per_gpu():
+    plan = _plan(traffic={"qps": 5}, constraints={"precisions": ["fp8"], "gpus": ["A10G", "L40S"]})
+    assert any(r.stage == "precision" and r.gpu == "A10G" for r in plan.rejected)
+    assert all(o.candidate.precision is Precision.fp8 and o.candidate.gpu == "L40S" for o in plan.options)
+
+
+def test_spot_pricing_is_cheaper_for_the_same_choice():
+    on_demand = _plan(traffic={"qps": 20}, constraints={"gpus": ["L4"], "models": ["Llama-3.2-3B"], "min_params_b": 0})
+    spot = _plan(traffic={"qps": 20}, constraints={"gpus": ["L4"], "models": ["Llama-3.2-3B"], "min_params_b": 0,
+                                                   "pricing": "spot"})  # fmt: skip
+    assert spot.chosen_option and on_demand.chosen_option
+    assert spot.chosen_option.cost.usd_per_month < on_demand.chosen_option.cost.usd_per_month
+
+
+def test_the_plan_is_deterministic_and_serializable():
+    a, b = _plan(traffic={"qps": 7}), _plan(traffic={"qps": 7})
+    doc = plan_document(a)
+    assert doc == plan_document(b)
+    assert doc["schema_version"] == "1"
+    assert doc["options"][0]["cost"]["offer"]["source"]
+    assert doc["options"][0]["perf"]["provenance"] == "analytical"
