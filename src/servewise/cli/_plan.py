@@ -52,8 +52,12 @@ def _overrides(values: dict[str, object]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for field, flag in _FLAG_FOR_FIELD.items():
         _set(tree, field, values.get(flag))
-    for flag, field in (("--gpu", "constraints.gpus"), ("--model", "constraints.models"),
-                        ("--provider", "constraints.providers"), ("--precision", "constraints.precisions")):  # fmt: skip
+    for flag, field in (
+        ("--gpu", "constraints.gpus"),
+        ("--model", "constraints.models"),
+        ("--provider", "constraints.providers"),
+        ("--precision", "constraints.precisions"),
+    ):
         if values.get(flag):
             _set(tree, field, values[flag])
     _set(tree, "constraints.pricing", values.get("--pricing"))
@@ -76,7 +80,9 @@ def resolve_workload_names(workload: Workload, catalog: Catalog) -> Workload:
     for name in workload.constraints.gpus:
         gpus.extend(g for g in catalog.resolve_gpus(name) if g not in gpus)
     models = [catalog.resolve_model(name) for name in workload.constraints.models]
-    constraints = workload.constraints.model_copy(update={"gpus": gpus, "models": list(dict.fromkeys(models))})
+    constraints = workload.constraints.model_copy(
+        update={"gpus": gpus, "models": list(dict.fromkeys(models))}
+    )
     return workload.model_copy(update={"constraints": constraints})
 
 
@@ -153,7 +159,7 @@ def _print_plan(plan: Plan, fmt: OutputFormat, top: int, show_rejected: bool) ->
     rows = [_row(o, index == plan.chosen, fancy) for index, o in enumerate(options)]
     w = plan.workload
     title = (
-        f"{w.name}: {w.traffic.peak_qps:g} req/s peak, "
+        f"{w.name}: {w.traffic.peak_qps:.4g} req/s peak, "
         f"{w.traffic.prompt_tokens.mean:g}->{w.traffic.output_tokens.mean:g} tokens"
         f"{f', budget ${w.budget_usd_month:,.0f}/month' if w.budget_usd_month else ''}"
     )
@@ -196,54 +202,92 @@ def _stage_counts(plan: Plan) -> str:
 
 
 def plan_command(
-    use_case: Annotated[str | None, typer.Option("--use-case", "-u", help="use-case template, e.g. chatbot_conversational")] = None,
+    use_case: Annotated[
+        str | None, typer.Option("--use-case", "-u", help="use-case template, e.g. chatbot_conversational")
+    ] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="workload YAML or JSON file")] = None,
     qps: Annotated[float | None, typer.Option("--qps", help="average requests per second")] = None,
-    users: Annotated[int | None, typer.Option("--users", help="number of users (with --requests-per-user-hour)")] = None,
+    users: Annotated[
+        int | None, typer.Option("--users", help="number of users (with --requests-per-user-hour)")
+    ] = None,
     requests_per_user_hour: Annotated[float | None, typer.Option("--requests-per-user-hour")] = None,
     peak_factor: Annotated[float | None, typer.Option("--peak-factor", help="peak / average QPS")] = None,
     prompt_tokens: Annotated[float | None, typer.Option("--prompt-tokens", help="mean prompt tokens")] = None,
     output_tokens: Annotated[float | None, typer.Option("--output-tokens", help="mean output tokens")] = None,
-    prefix_share: Annotated[float | None, typer.Option("--prefix-share", help="share of prompt tokens cached")] = None,
+    prefix_share: Annotated[
+        float | None, typer.Option("--prefix-share", help="share of prompt tokens cached")
+    ] = None,
     ttft_p95_ms: Annotated[float | None, typer.Option("--ttft-p95-ms")] = None,
     itl_p95_ms: Annotated[float | None, typer.Option("--itl-p95-ms")] = None,
     e2e_p95_ms: Annotated[float | None, typer.Option("--e2e-p95-ms")] = None,
     budget_usd_month: Annotated[float | None, typer.Option("--budget-usd-month")] = None,
     gpu: Annotated[list[str] | None, typer.Option("--gpu", help="allowed GPU or family (repeatable)")] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", help="allowed model or HF id (repeatable)")] = None,
-    provider: Annotated[list[str] | None, typer.Option("--provider", help="allowed provider (repeatable)")] = None,
-    precision: Annotated[list[Precision] | None, typer.Option("--precision", help="allowed precision (repeatable)")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="allowed model or HF id (repeatable)")
+    ] = None,
+    provider: Annotated[
+        list[str] | None, typer.Option("--provider", help="allowed provider (repeatable)")
+    ] = None,
+    precision: Annotated[
+        list[Precision] | None, typer.Option("--precision", help="allowed precision (repeatable)")
+    ] = None,
     pricing: Annotated[PricingMode | None, typer.Option("--pricing")] = None,
     priority: Annotated[Priority | None, typer.Option("--priority")] = None,
     max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="GPUs across all replicas")] = None,
-    min_params_b: Annotated[float | None, typer.Option("--min-params-b", help="quality floor, billions of params")] = None,
-    show_rejected: Annotated[bool, typer.Option("--show-rejected", help="list every rejected candidate")] = False,
+    min_params_b: Annotated[
+        float | None, typer.Option("--min-params-b", help="quality floor, billions of params")
+    ] = None,
+    show_rejected: Annotated[
+        bool, typer.Option("--show-rejected", help="list every rejected candidate")
+    ] = False,
     top: Annotated[int, typer.Option("--top", min=1, help="options shown in table/markdown")] = 10,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, json, csv or markdown")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="table, json, csv or markdown")
+    ] = OutputFormat.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the full plan as JSON")] = None,
-    db_url: Annotated[str | None, typer.Option("--db-url", help="catalog database (default: SERVEWISE_DB_URL)")] = None,
+    db_url: Annotated[
+        str | None, typer.Option("--db-url", help="catalog database (default: SERVEWISE_DB_URL)")
+    ] = None,
 ) -> None:
     """Plan a deployment: which model on which GPUs, how many replicas, what it costs, whether it meets the SLO."""
     flags: dict[str, object] = {
-        "--qps": qps, "--users": users, "--requests-per-user-hour": requests_per_user_hour,
-        "--peak-factor": peak_factor, "--prompt-tokens": prompt_tokens, "--output-tokens": output_tokens,
-        "--prefix-share": prefix_share, "--ttft-p95-ms": ttft_p95_ms, "--itl-p95-ms": itl_p95_ms,
-        "--e2e-p95-ms": e2e_p95_ms, "--budget-usd-month": budget_usd_month, "--gpu": gpu, "--model": model,
-        "--provider": provider, "--precision": [str(p) for p in precision] if precision else None,
-        "--pricing": str(pricing) if pricing else None, "--priority": str(priority) if priority else None,
-        "--max-gpus": max_gpus, "--min-params-b": min_params_b,
-    }  # fmt: skip
+        "--qps": qps,
+        "--users": users,
+        "--requests-per-user-hour": requests_per_user_hour,
+        "--peak-factor": peak_factor,
+        "--prompt-tokens": prompt_tokens,
+        "--output-tokens": output_tokens,
+        "--prefix-share": prefix_share,
+        "--ttft-p95-ms": ttft_p95_ms,
+        "--itl-p95-ms": itl_p95_ms,
+        "--e2e-p95-ms": e2e_p95_ms,
+        "--budget-usd-month": budget_usd_month,
+        "--gpu": gpu,
+        "--model": model,
+        "--provider": provider,
+        "--precision": [str(p) for p in precision] if precision else None,
+        "--pricing": str(pricing) if pricing else None,
+        "--priority": str(priority) if priority else None,
+        "--max-gpus": max_gpus,
+        "--min-params-b": min_params_b,
+    }
     if use_case is None and file is None and prompt_tokens is None:
-        raise UsageError("describe the workload: --use-case NAME, --file workload.yaml, or --prompt-tokens/--output-tokens")
+        raise UsageError(
+            "describe the workload: --use-case NAME, --file workload.yaml, or --prompt-tokens/--output-tokens"
+        )
     file_data = load_workload_file(file) if file is not None else None
     with open_catalog(db_url) as catalog:
-        template_name = use_case or (str(file_data["use_case"]) if file_data and file_data.get("use_case") else None)
+        template_name = use_case or (
+            str(file_data["use_case"]) if file_data and file_data.get("use_case") else None
+        )
         template = catalog.use_case(template_name) if template_name else None
         try:
             workload = build_workload(
-                template=template, file_data=file_data, overrides=_overrides(flags),
+                template=template,
+                file_data=file_data,
+                overrides=_overrides(flags),
                 source=str(file) if file is not None else "workload",
-            )  # fmt: skip
+            )
         except UsageError as err:
             raise type(err)(_flag_message(str(err))) from err
         workload = resolve_workload_names(workload, catalog)

@@ -80,7 +80,9 @@ def _activation_bytes(model: ModelSpec, tp: int, engine: EngineSettings) -> floa
         per_token_intermediate = model.moe_intermediate_size * model.moe_top_k
     else:
         per_token_intermediate = model.intermediate_size or 4 * model.hidden_size
-    hidden_states = engine.max_num_batched_tokens * (2 * per_token_intermediate / tp + 4 * model.hidden_size) * 2
+    hidden_states = (
+        engine.max_num_batched_tokens * (2 * per_token_intermediate / tp + 4 * model.hidden_size) * 2
+    )
     logits = engine.max_num_seqs * model.vocab_size / tp * 4
     return hidden_states + logits
 
@@ -120,9 +122,7 @@ def memory_plan(
             f"{activation / _GB:.1f} GB + reserve {reserve / _GB:.1f} GB exceed {budget / _GB:.1f} GB per GPU"
         )
     elif kv_tokens < max_model_len:
-        reason = (
-            f"KV cache on {tp}x{gpu.name} holds {kv_tokens} tokens, less than one {max_model_len}-token sequence"
-        )
+        reason = f"KV cache on {tp}x{gpu.name} holds {kv_tokens} tokens, less than one {max_model_len}-token sequence"
     return MemoryPlan(
         budget_gb=budget / _GB,
         weights_gb=weights / _GB,

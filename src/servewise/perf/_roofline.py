@@ -54,7 +54,8 @@ class StepModel:
         """Expected fraction of experts a step of ``tokens`` routed tokens reads (1 for dense weights)."""
         if self.expert_route_fraction <= 0.0 or self.expert_weight_bytes <= 0.0:
             return 1.0
-        return 1.0 - (1.0 - self.expert_route_fraction) ** max(tokens, 0.0)
+        untouched: float = (1.0 - self.expert_route_fraction) ** max(tokens, 0.0)
+        return 1.0 - untouched
 
     def step_time_s(
         self,
@@ -86,7 +87,13 @@ def _attention_width(model: ModelSpec) -> float:
 
 
 def build_step_model(
-    model: ModelSpec, gpu: Accelerator, tp: int, precision: Precision, params: StepParams, *, kv_bytes: int = 2
+    model: ModelSpec,
+    gpu: Accelerator,
+    tp: int,
+    precision: Precision,
+    params: StepParams,
+    *,
+    kv_bytes: int = 2,
 ) -> StepModel:
     """Coefficients of ``model`` at ``precision`` on ``tp`` × ``gpu`` with efficiencies ``params``."""
     embed = embedding_params(model)
