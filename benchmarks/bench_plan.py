@@ -55,7 +55,9 @@ def _time(fn: Callable[[], object], repeats: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-append", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    parser.add_argument(
+        "--no-append", action="store_true", help="print only; do not touch docs/benchmarks.md"
+    )
     args = parser.parse_args(argv)
 
     snapshot = load_packaged(benchmarks=False).snapshot()
@@ -106,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         DOCS.parent.mkdir(parents=True, exist_ok=True)
         if not DOCS.exists():
-            DOCS.write_text("# Benchmarks\n\nNumbers appended by the scripts in `benchmarks/`; newest last.\n")
+            DOCS.write_text(
+                "# Benchmarks\n\nNumbers appended by the scripts in `benchmarks/`; newest last.\n"
+            )
         with DOCS.open("a", encoding="utf-8") as handle:
             handle.write(section)
         print(f"appended to {DOCS}")

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="report differences, copy nothing")
     args = parser.parse_args(argv)
     if not args.shared.is_dir():
-        print(f"error: {args.shared} is not a folder; pass --shared PATH to the shared data folder", file=sys.stderr)
+        print(
+            f"error: {args.shared} is not a folder; pass --shared PATH to the shared data folder",
+            file=sys.stderr,
+        )
         return 2
     changed = []
     for rel in SHARED_FILES:

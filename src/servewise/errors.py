@@ -1,13 +1,13 @@
 """Servewise's exception tree: one root, every error a message a user can act on.
 
-    ServewiseError                 root; ``str(err)`` is one line that says what is wrong and what to do
-    ├── UsageError                 bad input from a user: flags, files, values (CLI exit code 2, HTTP 400/422)
-    │   ├── UnknownNameError       a model, GPU, use case, provider … that the catalog does not know; carries
-    │   │                          ``suggestions`` ("did you mean")
-    │   └── WorkloadFileError      a workload YAML/JSON file that cannot be read or does not validate
-    ├── InfeasibleError            valid input that no option can satisfy (SLO, budget, memory); says which
-    │                              constraint binds and the closest option (exit code 2)
-    └── CatalogError               the catalog database cannot be opened, migrated or imported
+ServewiseError                 root; ``str(err)`` is one line that says what is wrong and what to do
+├── UsageError                 bad input from a user: flags, files, values (CLI exit code 2, HTTP 400/422)
+│   ├── UnknownNameError       a model, GPU, use case, provider … that the catalog does not know; carries
+│   │                          ``suggestions`` ("did you mean")
+│   └── WorkloadFileError      a workload YAML/JSON file that cannot be read or does not validate
+├── InfeasibleError            valid input that no option can satisfy (SLO, budget, memory); says which
+│                              constraint binds and the closest option (exit code 2)
+└── CatalogError               the catalog database cannot be opened, migrated or imported
 """
 
 from __future__ import annotations

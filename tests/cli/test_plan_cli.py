@@ -34,15 +34,23 @@ def test_plan_table_marks_the_chosen_row_and_explains(capsys):
 
 def test_plan_json_is_the_documented_document_and_o_writes_the_same(capsys, tmp_path: Path):
     target = tmp_path / "plan.json"
-    code, out, _ = run(capsys, "plan", "-u", "chatbot_conversational", "--qps", "20", "--format", "json",
-                       "-o", str(target))  # fmt: skip
+    code, out, _ = run(
+        capsys, "plan", "-u", "chatbot_conversational", "--qps", "20", "--format", "json", "-o", str(target)
+    )
     assert code == 0
     document = json.loads(out)
     assert document == json.loads(target.read_text())
     assert set(document) == {
-        "schema_version", "workload", "peak_qps", "options", "chosen", "rejected", "assumptions", "why",
+        "schema_version",
+        "workload",
+        "peak_qps",
+        "options",
+        "chosen",
+        "rejected",
+        "assumptions",
+        "why",
         "candidates_evaluated",
-    }  # fmt: skip
+    }
     option = document["options"][document["chosen"]]
     assert set(option) == {
         "rank",
@@ -83,8 +91,17 @@ def test_plan_from_a_yaml_file_with_users_and_flags_on_top(capsys, tmp_path: Pat
 
 
 def test_show_rejected_lists_reasons(capsys):
-    code, out, _ = run(capsys, "plan", "-u", "chatbot_conversational", "--qps", "5", "--model", "Llama-3.1-70B",
-                       "--show-rejected")  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        "plan",
+        "-u",
+        "chatbot_conversational",
+        "--qps",
+        "5",
+        "--model",
+        "Llama-3.1-70B",
+        "--show-rejected",
+    )
     assert code == 0
     assert "[memory] Llama-3.1-70B bf16 on 1xL4: weights need 141.2 GB per GPU" in out
 

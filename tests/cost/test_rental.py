@@ -9,8 +9,9 @@ BIG = offer(instance_type="t.8x", gpu_count=8, price_per_hour_usd=12.0, spot_pri
 
 
 def _rent(offers, tp, replicas, pricing=PricingMode.on_demand):
-    return cheapest_rental(offers, tp=tp, replicas=replicas, pricing=pricing, avg_output_tokens_per_s=1.0,
-                           avg_tokens_per_s=3.0)  # fmt: skip
+    return cheapest_rental(
+        offers, tp=tp, replicas=replicas, pricing=pricing, avg_output_tokens_per_s=1.0, avg_tokens_per_s=3.0
+    )
 
 
 def test_whole_instances_few_replicas_prefer_small_instances():
@@ -43,9 +44,9 @@ def test_spot_uses_spot_prices_and_skips_offers_without_one():
 
 def test_provider_filter_is_case_insensitive():
     other = offer(provider="elsewhere")
-    assert allowed_offers([SMALL, other], "TestGPU", pricing=PricingMode.on_demand, providers=["TESTCLOUD"]) == [
-        SMALL
-    ]
+    assert allowed_offers(
+        [SMALL, other], "TestGPU", pricing=PricingMode.on_demand, providers=["TESTCLOUD"]
+    ) == [SMALL]
 
 
 def test_dollars_per_million_tokens_by_hand():

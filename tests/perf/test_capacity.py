@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -31,8 +32,9 @@ def test_closed_form_step_time_is_the_fixed_point_of_the_step_model(qps):
     t = _mean_step_s(step, SHAPE, qps)
     tokens, sampled, pairs, kv_read, _, _ = _per_request(step, SHAPE)
     n = qps * t  # requests' worth of work in one step
-    assert step.step_time_s(tokens=n * tokens, sampled_seqs=n * sampled, attn_pairs=n * pairs,
-                            kv_read_tokens=n * kv_read) == pytest.approx(t, rel=1e-9)  # fmt: skip
+    assert step.step_time_s(
+        tokens=n * tokens, sampled_seqs=n * sampled, attn_pairs=n * pairs, kv_read_tokens=n * kv_read
+    ) == pytest.approx(t, rel=1e-9)
 
 
 def test_moe_fixed_point_converges():
@@ -40,8 +42,9 @@ def test_moe_fixed_point_converges():
     t = _mean_step_s(step, SHAPE, 10.0)
     tokens, sampled, pairs, kv_read, _, _ = _per_request(step, SHAPE)
     n = 10.0 * t
-    again = step.step_time_s(tokens=n * tokens, sampled_seqs=n * sampled, attn_pairs=n * pairs,
-                             kv_read_tokens=n * kv_read)  # fmt: skip
+    again = step.step_time_s(
+        tokens=n * tokens, sampled_seqs=n * sampled, attn_pairs=n * pairs, kv_read_tokens=n * kv_read
+    )
     assert again == pytest.approx(t, rel=1e-4)
 
 
@@ -56,8 +59,10 @@ def test_step_time_diverges_at_saturation():
 def test_latency_grows_with_load():
     step, engine = _setup()
     limit = saturation_qps(step, SHAPE)
-    points = [steady_state(step, SHAPE, engine, f * limit, kv_capacity_tokens=KV) for f in (0.01, 0.3, 0.6, 0.9)]
-    for low, high in zip(points, points[1:], strict=False):
+    points = [
+        steady_state(step, SHAPE, engine, f * limit, kv_capacity_tokens=KV) for f in (0.01, 0.3, 0.6, 0.9)
+    ]
+    for low, high in itertools.pairwise(points):
         assert high.ttft.p95_ms > low.ttft.p95_ms
         assert high.itl.p50_ms >= low.itl.p50_ms
         assert high.e2e.p95_ms > low.e2e.p95_ms

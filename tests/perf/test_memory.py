@@ -51,15 +51,23 @@ def test_vllm_batch_defaults_by_device():
 def test_a_70b_model_does_not_fit_on_one_24gb_gpu():
     seventy, l4 = packaged_model("Llama-3.1-70B"), packaged_gpu("L4")
     for precision in (Precision.bf16, Precision.fp8, Precision.int4):
-        plan = memory_plan(seventy, l4, 1, precision, default_engine_settings(l4), mean_seq_tokens=768,
-                           max_model_len=768)  # fmt: skip
+        plan = memory_plan(
+            seventy, l4, 1, precision, default_engine_settings(l4), mean_seq_tokens=768, max_model_len=768
+        )
         assert not plan.fits
         assert "weights need" in plan.reason and "21.6 GB is usable" in plan.reason
 
 
 def test_kv_too_small_for_one_sequence_is_explained():
     gpu = accelerator(memory_gb=24.0)
-    plan = memory_plan(model(), gpu, 1, Precision.bf16, default_engine_settings(gpu), mean_seq_tokens=1000,
-                       max_model_len=100_000)  # fmt: skip
+    plan = memory_plan(
+        model(),
+        gpu,
+        1,
+        Precision.bf16,
+        default_engine_settings(gpu),
+        mean_seq_tokens=1000,
+        max_model_len=100_000,
+    )
     assert not plan.fits
     assert "less than one 100000-token sequence" in plan.reason

@@ -54,8 +54,9 @@ def test_moe_reads_only_the_experts_a_step_touches():
 def test_analytical_step_is_near_a_measured_row_as_a_sanity_check():
     # Not a fit (issue #4 reports held-out accuracy): NVIDIA's TensorRT-LLM row for Llama-3.1-8B bf16 on one
     # H100, 1024->512 at 8 concurrent requests, measured 7.42 ms per output token (calibration.csv).
-    step = build_step_model(packaged_model("Llama-3.1-8B"), packaged_gpu("H100-SXM"), 1, Precision.bf16,
-                            ANALYTICAL_PARAMS)  # fmt: skip
+    step = build_step_model(
+        packaged_model("Llama-3.1-8B"), packaged_gpu("H100-SXM"), 1, Precision.bf16, ANALYTICAL_PARAMS
+    )
     t = step.step_time_s(tokens=8, sampled_seqs=8, attn_pairs=8 * 1280, kv_read_tokens=8 * 1280)
     assert 0.7 * 7.42e-3 < t < 1.3 * 7.42e-3
 

@@ -7,7 +7,18 @@ from servewise.workload import build_workload
 from tests.factories import packaged_snapshot
 
 SMALL_GPUS = {"L4", "L40S", "A10G", "A10", "T4"}
-DATACENTER_GPUS = {"H100-SXM", "H100-PCIe", "H100-NVL", "H200", "GH200", "B200", "B300", "GB200", "MI300X", "MI325X"}
+DATACENTER_GPUS = {
+    "H100-SXM",
+    "H100-PCIe",
+    "H100-NVL",
+    "H200",
+    "GH200",
+    "B200",
+    "B300",
+    "GB200",
+    "MI300X",
+    "MI325X",
+}
 
 
 def _template(name="chatbot_conversational"):
@@ -43,7 +54,9 @@ def test_options_are_sorted_by_cost_and_meet_every_target():
 
 
 def test_a_70b_model_never_fits_on_one_24gb_gpu():
-    plan = _plan(traffic={"qps": 5}, constraints={"models": ["Llama-3.1-70B"], "precisions": ["bf16", "fp8", "int4"]})
+    plan = _plan(
+        traffic={"qps": 5}, constraints={"models": ["Llama-3.1-70B"], "precisions": ["bf16", "fp8", "int4"]}
+    )
     for gpu in ("L4", "A10G", "A10"):
         single = [r for r in plan.rejected if r.gpu == gpu and r.tp == 1]
         assert single and all(r.stage == "memory" for r in single)
@@ -78,7 +91,9 @@ def test_max_gpus_caps_the_total():
 
 
 def test_constraints_filter_and_unknown_names_raise():
-    plan = _plan(traffic={"qps": 5}, constraints={"gpus": ["L40S"], "models": ["Llama-3.1-8B"], "providers": ["aws"]})
+    plan = _plan(
+        traffic={"qps": 5}, constraints={"gpus": ["L40S"], "models": ["Llama-3.1-8B"], "providers": ["aws"]}
+    )
     assert {(o.candidate.gpu, o.candidate.model, o.cost.offer.provider) for o in plan.options} == {
         ("L40S", "Llama-3.1-8B", "aws")
     }
@@ -103,9 +118,13 @@ def test_precision_support_is_checked_per_gpu():
 
 
 def test_spot_pricing_is_cheaper_for_the_same_choice():
-    on_demand = _plan(traffic={"qps": 20}, constraints={"gpus": ["L4"], "models": ["Llama-3.2-3B"], "min_params_b": 0})
-    spot = _plan(traffic={"qps": 20}, constraints={"gpus": ["L4"], "models": ["Llama-3.2-3B"], "min_params_b": 0,
-                                                   "pricing": "spot"})  # fmt: skip
+    on_demand = _plan(
+        traffic={"qps": 20}, constraints={"gpus": ["L4"], "models": ["Llama-3.2-3B"], "min_params_b": 0}
+    )
+    spot = _plan(
+        traffic={"qps": 20},
+        constraints={"gpus": ["L4"], "models": ["Llama-3.2-3B"], "min_params_b": 0, "pricing": "spot"},
+    )
     assert spot.chosen_option and on_demand.chosen_option
     assert spot.chosen_option.cost.usd_per_month < on_demand.chosen_option.cost.usd_per_month
 

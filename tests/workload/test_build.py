@@ -16,8 +16,12 @@ def test_there_are_nine_use_case_templates_with_design_targets():
     assert len(templates) == 9
     rag = templates["document_analysis_rag"]
     assert (rag.prompt_tokens, rag.output_tokens, rag.ttft_p95_ms, rag.itl_p95_ms, rag.e2e_p95_ms) == (
-        4096, 512, 600, 30, 18000,
-    )  # fmt: skip
+        4096,
+        512,
+        600,
+        30,
+        18000,
+    )
 
 
 def test_template_then_file_then_flags():

@@ -21,7 +21,9 @@ def test_lognormal_quantiles_match_the_closed_form():
 
 
 def test_exponential_p95_is_mean_times_ln20_and_max_tokens_caps_it():
-    assert LengthDistribution(mean=100, kind="exponential").quantile(0.95) == pytest.approx(100 * math.log(20))
+    assert LengthDistribution(mean=100, kind="exponential").quantile(0.95) == pytest.approx(
+        100 * math.log(20)
+    )
     assert LengthDistribution(mean=100, kind="exponential", max_tokens=200).quantile(0.99) == 200
 
 
@@ -42,7 +44,10 @@ def test_rate_from_users_and_peak_factor():
         ({"prompt_tokens": 10, "output_tokens": 10}, "no request rate"),
         ({"qps": 1, "users": 5, "prompt_tokens": 10, "output_tokens": 10}, "not both"),
         ({"qps": -1, "prompt_tokens": 10, "output_tokens": 10}, "greater than 0"),
-        ({"qps": 1, "peak_factor": 0.5, "prompt_tokens": 10, "output_tokens": 10}, "greater than or equal to 1"),
+        (
+            {"qps": 1, "peak_factor": 0.5, "prompt_tokens": 10, "output_tokens": 10},
+            "greater than or equal to 1",
+        ),
         ({"qps": 1, "prompt_tokens": {"mean": 10, "kind": "lognormal"}, "output_tokens": 10}, "needs cv > 0"),
     ],
 )

@@ -31,21 +31,10 @@ app.command("plan")(plan_command)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app, turning Servewise errors into one line and exit code 2."""
+    """Console-script entry point: Typer reports its own usage errors (exit 2); a ``ServewiseError`` becomes one
+    line on stderr and exit code 2, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="servewise")
     except ServewiseError as err:
         stderr_console().print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         sys.exit(2)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except typer.Abort:
-        stderr_console().print("aborted")
-        sys.exit(1)
-    except Exception as err:  # click's usage errors arrive here with standalone_mode=False
-        from click.exceptions import ClickException
-
-        if isinstance(err, ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise

@@ -1,8 +1,8 @@
 """Rank feasible options by the workload's priority and explain the choice; explain infeasibility.
 
-    cost      $/month, then p95 E2E
-    latency   p95 E2E at the planned load, then $/month
-    balanced  $/month / cheapest + p95 E2E / fastest (both ≥ 1; equal weight), then $/month
+cost      $/month, then p95 E2E
+latency   p95 E2E at the planned load, then $/month
+balanced  $/month / cheapest + p95 E2E / fastest (both ≥ 1; equal weight), then $/month
 """
 
 from __future__ import annotations

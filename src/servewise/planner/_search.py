@@ -74,14 +74,22 @@ def _model_rejection(model: ModelSpec, workload: Workload, seq_len: int) -> Reje
     floor = workload.constraints.min_params_b
     if floor is not None and model.params_b < floor:
         return Rejection(
-            model.name, "*", None, None, "quality",
+            model.name,
+            "*",
+            None,
+            None,
+            "quality",
             f"{model.params_b:g}B parameters is below the quality floor of {floor:g}B (--min-params-b)",
-        )  # fmt: skip
+        )
     if seq_len > model.max_context:
         return Rejection(
-            model.name, "*", None, None, "context",
+            model.name,
+            "*",
+            None,
+            None,
+            "context",
             f"needs {seq_len}-token sequences but the model's context is {model.max_context}",
-        )  # fmt: skip
+        )
     return None
 
 
@@ -101,7 +109,9 @@ def make_plan(
     known_providers = {o.provider for o in catalog.offers}
     for provider in constraints.providers:
         if provider.casefold() not in {p.casefold() for p in known_providers}:
-            raise UnknownNameError("provider", provider, known_providers, hint="Known providers come from offers.")
+            raise UnknownNameError(
+                "provider", provider, known_providers, hint="Known providers come from offers."
+            )
 
     shape = request_shape(workload)
     seq_len = max_model_len(workload)
@@ -123,11 +133,21 @@ def make_plan(
 
     for gpu_name in gpu_names:
         gpu = gpus[gpu_name]
-        offers = allowed_offers(catalog.offers, gpu_name, pricing=constraints.pricing, providers=constraints.providers)
+        offers = allowed_offers(
+            catalog.offers, gpu_name, pricing=constraints.pricing, providers=constraints.providers
+        )
         if not offers:
             where = f" from {', '.join(constraints.providers)}" if constraints.providers else ""
-            rejected.append(Rejection("*", gpu_name, None, None, "price",
-                                      f"no {constraints.pricing} offer for {gpu_name}{where} in the catalog"))  # fmt: skip
+            rejected.append(
+                Rejection(
+                    "*",
+                    gpu_name,
+                    None,
+                    None,
+                    "price",
+                    f"no {constraints.pricing} offer for {gpu_name}{where} in the catalog",
+                )
+            )
             continue
         precisions = []
         for precision in constraints.precisions:
@@ -144,16 +164,34 @@ def make_plan(
                     continue
                 cap = constraints.max_gpus
                 if cap is not None and tp > cap:
-                    rejected.append(Rejection(model.name, gpu_name, tp, None, "max_gpus",
-                                              f"one replica needs {tp} GPUs, over the cap of {cap} (--max-gpus)"))  # fmt: skip
+                    rejected.append(
+                        Rejection(
+                            model.name,
+                            gpu_name,
+                            tp,
+                            None,
+                            "max_gpus",
+                            f"one replica needs {tp} GPUs, over the cap of {cap} (--max-gpus)",
+                        )
+                    )
                     continue
                 for precision in precisions:
                     evaluated += 1
                     option = _evaluate(
                         Candidate(model.name, model.hf_id, gpu_name, tp, precision, engine),
-                        model, gpu, offers, workload, shape, seq_len, mean_seq, targets, peak, avg,
-                        params_for(gpu, precision), rejected,
-                    )  # fmt: skip
+                        model,
+                        gpu,
+                        offers,
+                        workload,
+                        shape,
+                        seq_len,
+                        mean_seq,
+                        targets,
+                        peak,
+                        avg,
+                        params_for(gpu, precision),
+                        rejected,
+                    )
                     if option is not None:
                         options.append(option)
 
@@ -188,19 +226,40 @@ def _evaluate(
 ) -> PlanOption | None:
     def reject(stage: str, reason: str, usd_per_month: float | None = None) -> None:
         rejected.append(
-            Rejection(candidate.model, candidate.gpu, candidate.tp, candidate.precision, stage, reason, usd_per_month)
+            Rejection(
+                candidate.model,
+                candidate.gpu,
+                candidate.tp,
+                candidate.precision,
+                stage,
+                reason,
+                usd_per_month,
+            )
         )
 
     memory = memory_plan(
-        model, gpu, candidate.tp, candidate.precision, candidate.engine, mean_seq_tokens=mean_seq, max_model_len=seq_len
+        model,
+        gpu,
+        candidate.tp,
+        candidate.precision,
+        candidate.engine,
+        mean_seq_tokens=mean_seq,
+        max_model_len=seq_len,
     )
     if not memory.fits:
         reject("memory", memory.reason)
         return None
     estimate, perf_rejection, step = estimate_replica(
-        model, gpu, candidate.tp, candidate.precision,
-        shape=shape, targets=targets, engine=candidate.engine, memory=memory, params=params,
-    )  # fmt: skip
+        model,
+        gpu,
+        candidate.tp,
+        candidate.precision,
+        shape=shape,
+        targets=targets,
+        engine=candidate.engine,
+        memory=memory,
+        params=params,
+    )
     if estimate is None:
         assert perf_rejection is not None
         reject(perf_rejection.kind, perf_rejection.reason)
@@ -209,7 +268,9 @@ def _evaluate(
     gpus_total = replicas * candidate.tp
     cap = workload.constraints.max_gpus
     if cap is not None and gpus_total > cap:
-        reject("max_gpus", f"needs {replicas} replicas = {gpus_total} GPUs, over the cap of {cap} (--max-gpus)")
+        reject(
+            "max_gpus", f"needs {replicas} replicas = {gpus_total} GPUs, over the cap of {cap} (--max-gpus)"
+        )
         return None
     cost = cheapest_rental(
         offers,
@@ -264,7 +325,9 @@ def _assumptions(workload: Workload, seq_len: int) -> tuple[str, ...]:
         "latency: analytical roofline step model + steady-state queueing approximation (no measured rows yet)",
     ]
     if c.min_params_b:
-        lines.insert(3, f"quality floor: models with >= {c.min_params_b:g}B parameters (--min-params-b to change)")
+        lines.insert(
+            3, f"quality floor: models with >= {c.min_params_b:g}B parameters (--min-params-b to change)"
+        )
     if traffic.prefix_share:
         lines.append(f"prefix cache: {traffic.prefix_share:.0%} of prompt tokens skip prefill")
     return tuple(lines)

@@ -89,7 +89,9 @@ def load_workload_file(path: Path) -> dict[str, Any]:
         if isinstance(err, json.JSONDecodeError):
             where = f" line {err.lineno}, column {err.colno}"
         problem = getattr(err, "problem", None) or getattr(err, "msg", None) or "syntax error"
-        raise WorkloadFileError(f"{path}:{where}: malformed {path.suffix.lstrip('.') or 'YAML'}: {problem}") from err
+        raise WorkloadFileError(
+            f"{path}:{where}: malformed {path.suffix.lstrip('.') or 'YAML'}: {problem}"
+        ) from err
     if data is None:
         raise WorkloadFileError(f"{path} is empty; see docs/workload.md for the fields")
     if not isinstance(data, dict):

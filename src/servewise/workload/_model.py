@@ -39,7 +39,9 @@ class LengthDistribution(_Frozen):
 
     mean: float = Field(gt=0, description="mean tokens per request")
     kind: Literal["fixed", "lognormal", "exponential"] = "fixed"
-    cv: float = Field(default=0.0, ge=0, le=10, description="coefficient of variation (std / mean), lognormal only")
+    cv: float = Field(
+        default=0.0, ge=0, le=10, description="coefficient of variation (std / mean), lognormal only"
+    )
     max_tokens: int | None = Field(default=None, gt=0, description="hard cap on the length")
 
     @model_validator(mode="before")

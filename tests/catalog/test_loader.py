@@ -1,0 +1,128 @@
+"""Pure CSV parsing and packaged data, no database."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+import servewise.catalog as catalog_pkg
+from servewise.catalog import DataKind, load_packaged, packaged_fingerprint, parse_csv
+from servewise.catalog._loader import read_packaged_rows, to_record
+from servewise.errors import CatalogError
+
+DATA = Path(catalog_pkg.__file__).parent / "data"
+
+
+def _csv_rows(*rels: str) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for rel in rels:
+        path = DATA / rel
+        if path.is_file():
+            with path.open(encoding="utf-8") as handle:
+                rows += list(csv.DictReader(handle))
+    return rows
+
+
+def test_exports_are_sorted_and_exist() -> None:
+    def ruff_order(name: str) -> tuple[int, str]:
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert catalog_pkg.__all__ == sorted(catalog_pkg.__all__, key=ruff_order)
+    assert all(hasattr(catalog_pkg, name) for name in catalog_pkg.__all__)
+
+
+def test_empty_cells_become_none_or_empty_text() -> None:
+    text = (
+        "provider,region,instance_type,gpu,gpu_count,vcpus,memory_gb,price_per_hour_usd,spot_price_per_hour_usd,"
+        "price_per_gpu_hour_usd,source,as_of,notes\n"
+        "aws,us-east-1,c7i.2xlarge,,0,8,16,0.357,,,src,,\n"
+    )
+    (values,) = parse_csv(DataKind.offers, text, path="offers.csv")
+    assert values["gpu"] is None
+    assert values["spot_price_per_hour_usd"] is None
+    assert values["as_of"] is None
+    assert values["notes"] == ""
+    assert "price_per_gpu_hour_usd" not in values  # derived column, accepted and dropped
+    offer = to_record(DataKind.offers, values)
+    assert offer.gpu is None and offer.price_per_hour_usd == pytest.approx(0.357)
+
+
+def test_free_text_as_of_moves_to_notes() -> None:
+    (price,) = [p for p in load_packaged(benchmarks=False).api_prices if p.model == "gpt-4o"]
+    assert price.as_of is None
+    assert "litellm==1.109.1" in price.notes
+
+
+def test_iso_as_of_and_booleans_parse() -> None:
+    use_case = load_packaged(benchmarks=False).use_cases[0]
+    assert isinstance(use_case.as_of, date)
+    rows = read_packaged_rows(DataKind.benchmarks)
+    assert {r["precision_inferred"] for r in rows} == {True, False}
+    assert all(isinstance(r["parallelism_suspect"], bool) for r in rows)
+
+
+def test_blank_attention_dp_is_null_in_rows_and_one_in_records() -> None:
+    rows = read_packaged_rows(DataKind.benchmarks)
+    blank = [r for r in rows if r["attention_dp"] is None]
+    assert len(blank) == 463
+    assert to_record(DataKind.benchmarks, blank[0]).attention_dp == 1
+
+
+def test_errors_name_file_line_and_column() -> None:
+    text = (
+        "name,description,prompt_tokens,output_tokens,ttft_p95_ms,itl_p95_ms,e2e_p95_ms,min_params_b,source\n"
+    )
+    text += "ok,d,1,1,1,1,1,1,s\nbad,d,many,1,1,1,1,1,s\n"
+    with pytest.raises(CatalogError, match=r"mine\.csv:3: column prompt_tokens: expected a whole number"):
+        parse_csv(DataKind.use_cases, text, path="mine.csv")
+
+
+def test_unknown_and_missing_columns_are_rejected() -> None:
+    with pytest.raises(CatalogError, match=r"unknown column.*colour.*valid: kind, alias"):
+        parse_csv(DataKind.aliases, "kind,alias,target,source,colour\n", path="a.csv")
+    with pytest.raises(CatalogError, match=r"missing column.*target"):
+        parse_csv(DataKind.aliases, "kind,alias,source\n", path="a.csv")
+
+
+def test_duplicate_keys_and_bad_alias_kind_are_rejected() -> None:
+    text = "kind,alias,target,source\ngpu,x,H200,s\ngpu,x,H200,s\n"
+    with pytest.raises(CatalogError, match="duplicate kind/alias"):
+        parse_csv(DataKind.aliases, text, path="a.csv")
+    with pytest.raises(CatalogError, match=r"a\.csv:2: column kind: expected gpu or model"):
+        parse_csv(DataKind.aliases, "kind,alias,target,source\ntpu,x,H200,s\n", path="a.csv")
+
+
+def test_source_is_required() -> None:
+    with pytest.raises(CatalogError, match=r"a\.csv:2: column source: a value is required"):
+        parse_csv(DataKind.aliases, "kind,alias,target,source\ngpu,x,H200,\n", path="a.csv")
+
+
+def test_packaged_counts_match_the_csv_files() -> None:
+    data = load_packaged()
+    gpu_names = {r["name"] for r in _csv_rows("catalog/gpus.csv", "additions/gpus.csv")}
+    assert len(data.accelerators) == len(gpu_names)
+    assert {"B300", "GB200"} <= {a.name for a in data.accelerators}
+    assert len(data.models) == len(_csv_rows("catalog/models.csv", "additions/models.csv"))
+    assert len(data.offers) == len(_csv_rows("catalog/cloud_prices.csv"))
+    assert len(data.api_prices) == len(_csv_rows("catalog/api_prices.csv"))
+    assert len(data.benchmarks) == len(_csv_rows("benchmarks/calibration.csv")) == 2632
+    assert len(data.use_cases) == 9
+    assert len(data.aliases) == len(_csv_rows("additions/aliases.csv"))
+    snapshot = data.snapshot()
+    assert snapshot.accelerators == data.accelerators and snapshot.use_cases == data.use_cases
+
+
+def test_added_gpus_cite_their_source_and_leave_unknowns_empty() -> None:
+    by_name = {a.name: a for a in load_packaged(benchmarks=False).accelerators}
+    b300, gb200 = by_name["B300"], by_name["GB200"]
+    assert "b300_sxm.yaml" in b300.source and "gb200.yaml" in gb200.source
+    assert b300.intra_node_bw_gbps == 1800  # 900 GB/s per direction, doubled
+    assert b300.fp16_tflops is None and b300.launch_year is None and b300.list_price_usd is None
+
+
+def test_fingerprint_is_stable_hex() -> None:
+    assert packaged_fingerprint() == packaged_fingerprint()
+    assert len(packaged_fingerprint()) == 64
