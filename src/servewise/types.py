@@ -12,9 +12,13 @@ __all__ = ["Precision", "PricingMode", "Priority", "Provenance"]
 
 
 class Precision(StrEnum):
-    """Weight precision of a deployment (activations follow the engine's kernel for that format)."""
+    """Weight precision of a deployment (activations follow the engine's kernel for that format).
+
+    ``bf16`` in a workload's constraints means "16-bit weights": on GPUs without bf16 (T4, V100) the plan serves
+    them as ``fp16``, as vLLM's ``--dtype auto`` does."""
 
     bf16 = "bf16"
+    fp16 = "fp16"
     fp8 = "fp8"
     int4 = "int4"
     fp4 = "fp4"

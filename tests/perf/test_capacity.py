@@ -12,7 +12,7 @@ from servewise.perf import (
     saturation_qps,
     steady_state,
 )
-from servewise.perf._capacity import _mean_step_s, _per_request
+from servewise.perf._capacity import _mean_step_s, _request_work
 from servewise.types import Precision
 from tests.factories import accelerator, model, packaged_gpu, packaged_model
 
@@ -26,33 +26,70 @@ def _setup(m=None, gpu=None, tp=1):
     return step, default_engine_settings(gpu)
 
 
+def _per_request_by_hand(shape: RequestShape) -> dict[str, float]:
+    """512-token prompt, 256 outputs: 255 decode steps at a mean context of 640 tokens plus one 512-token prefill."""
+    decodes, ctx = shape.output_mean - 1, shape.prompt_mean + shape.output_mean / 2
+    tokens = shape.prompt_mean + decodes
+    return {
+        "tokens": tokens,
+        "sampled_seqs": 1 + decodes,
+        "attn_pairs": decodes * ctx + shape.prompt_mean * shape.prompt_mean / 2,
+        "kv_read_tokens": decodes * ctx,
+    }
+
+
 @pytest.mark.parametrize("qps", [0.5, 5.0, 20.0])
 def test_closed_form_step_time_is_the_fixed_point_of_the_step_model(qps):
     step, _ = _setup(tp=2)
-    t = _mean_step_s(step, SHAPE, qps)
-    tokens, sampled, pairs, kv_read, _, _ = _per_request(step, SHAPE)
+    t = _mean_step_s(step, _request_work(step, SHAPE), qps)
     n = qps * t  # requests' worth of work in one step
-    assert step.step_time_s(
-        tokens=n * tokens, sampled_seqs=n * sampled, attn_pairs=n * pairs, kv_read_tokens=n * kv_read
-    ) == pytest.approx(t, rel=1e-9)
+    work = {key: n * value for key, value in _per_request_by_hand(SHAPE).items()}
+    assert step.step_time_s(**work) == pytest.approx(t, rel=1e-9)
 
 
 def test_moe_fixed_point_converges():
     step, _ = _setup(packaged_model("Qwen3-30B-A3B"), packaged_gpu("H100-SXM"))
-    t = _mean_step_s(step, SHAPE, 10.0)
-    tokens, sampled, pairs, kv_read, _, _ = _per_request(step, SHAPE)
+    t = _mean_step_s(step, _request_work(step, SHAPE), 10.0)
     n = 10.0 * t
-    again = step.step_time_s(
-        tokens=n * tokens, sampled_seqs=n * sampled, attn_pairs=n * pairs, kv_read_tokens=n * kv_read
+    work = {key: n * value for key, value in _per_request_by_hand(SHAPE).items()}
+    assert step.step_time_s(**work) == pytest.approx(t, rel=1e-4)
+
+
+def test_a_moe_decode_step_reads_at_least_the_routed_experts_at_low_load():
+    # Mixtral reads 12.9B active parameters per token, Mistral-7B 7.25B: an idle Mixtral cannot decode faster.
+    gpu = packaged_gpu("H100-SXM")
+    itl = {}
+    for name in ("Mixtral-8x7B", "Mistral-7B-v0.3"):
+        step, engine = _setup(packaged_model(name), gpu)
+        itl[name] = steady_state(step, SHAPE, engine, 0.01, kv_capacity_tokens=KV).itl.p50_ms
+        one_decode = step.step_time_s(tokens=1, sampled_seqs=1, attn_pairs=640, kv_read_tokens=640)
+        assert itl[name] == pytest.approx(one_decode * 1000, rel=0.02)
+    assert itl["Mixtral-8x7B"] > itl["Mistral-7B-v0.3"]
+
+
+def test_a_long_prompt_is_prefilled_in_budget_sized_chunks_by_hand():
+    gpu = accelerator(memory_gb=40.0)  # under 70 GiB: vLLM's 2048-token budget
+    step, engine = _setup(gpu=gpu)
+    assert engine.max_num_batched_tokens == 2048
+    shape = RequestShape(4096, 2, (4096,) * 4, (2,) * 4)  # type: ignore[arg-type]
+    point = steady_state(step, shape, engine, 1e-9, kv_capacity_tokens=KV)
+    ctx = 4096 + 1  # the one decode in the step (at least the request itself), at the mean decode context
+    first = step.step_time_s(
+        tokens=1 + 2048, sampled_seqs=2, attn_pairs=ctx + 2048 * 1024, kv_read_tokens=ctx
     )
-    assert again == pytest.approx(t, rel=1e-4)
+    second = step.step_time_s(
+        tokens=1 + 2048, sampled_seqs=2, attn_pairs=ctx + 2048 * (2048 + 1024), kv_read_tokens=ctx + 2048
+    )
+    t_mean = _mean_step_s(step, _request_work(step, shape), 1e-9)
+    expected_ms = (ANALYTICAL_PARAMS.request_overhead_s + 0.5 * t_mean + first + second) * 1000
+    assert point.ttft.p50_ms == pytest.approx(expected_ms, rel=1e-9)  # two chunks, not three
 
 
 def test_step_time_diverges_at_saturation():
     step, engine = _setup()
     limit = saturation_qps(step, SHAPE)
-    assert math.isfinite(_mean_step_s(step, SHAPE, 0.99 * limit))
-    assert math.isinf(_mean_step_s(step, SHAPE, 1.01 * limit))
+    assert math.isfinite(_mean_step_s(step, _request_work(step, SHAPE), 0.99 * limit))
+    assert math.isinf(_mean_step_s(step, _request_work(step, SHAPE), 1.01 * limit))
     assert steady_state(step, SHAPE, engine, 1.01 * limit, kv_capacity_tokens=KV).overload == "throughput"
 
 
@@ -76,7 +113,9 @@ def test_max_qps_meets_the_slo_and_a_little_more_does_not():
     qps, binding, point = max_qps_under_slo(step, SHAPE, engine, targets, kv_capacity_tokens=KV)
     assert qps > 0
     assert point.ttft.p95_ms <= 500 and point.itl.p95_ms <= 60
-    over = steady_state(step, SHAPE, engine, qps * 1.01, kv_capacity_tokens=KV)
+    over = steady_state(
+        step, SHAPE, engine, qps * 1.01, kv_capacity_tokens=KV
+    )  # bisection stops within 0.5 %
     assert over.ttft.p95_ms > 500 or over.itl.p95_ms > 60 or over.overload
     assert set(binding) <= {"ttft_p95_ms", "itl_p95_ms", "throughput", "kv_cache", "max_num_seqs"}
 
@@ -87,6 +126,15 @@ def test_kv_capacity_limits_the_rate():
     tight, binding, _ = max_qps_under_slo(step, SHAPE, engine, {}, kv_capacity_tokens=20_000)
     assert tight < roomy
     assert binding == ["kv_cache"]
+
+
+def test_capacity_is_resolved_relative_to_the_answer_even_far_below_saturation():
+    step, engine = _setup()
+    targets = {"ttft_p95_ms": 60.0}
+    qps, _, _ = max_qps_under_slo(step, SHAPE, engine, targets, kv_capacity_tokens=KV)
+    assert qps < 0.2 * saturation_qps(step, SHAPE)
+    above = steady_state(step, SHAPE, engine, qps * 1.006, kv_capacity_tokens=KV)
+    assert above.ttft.p95_ms > 60.0
 
 
 def test_an_slo_missed_at_zero_load_gives_zero_capacity_and_the_idle_point():

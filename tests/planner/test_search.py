@@ -77,11 +77,17 @@ def test_impossible_slo_names_the_binding_target_and_the_closest_option():
     assert "ttft_p95_ms binds" in str(err.value) and "Closest:" in str(err.value)
 
 
-def test_latency_priority_ranks_by_e2e():
+def test_latency_priority_takes_the_cheapest_of_the_equally_fast():
     plan = _plan(traffic={"qps": 5}, priority="latency", constraints={"gpus": ["L40S", "H100-SXM"]})
-    e2e = [o.perf.e2e.p95_ms for o in plan.options]
-    assert e2e == sorted(e2e)
     assert plan.workload.priority is Priority.latency
+    fastest = min(o.perf.e2e.p95_ms for o in plan.options)
+    tied = [o for o in plan.options if o.perf.e2e.p95_ms <= 1.05 * fastest]
+    assert list(plan.options[: len(tied)]) == sorted(
+        plan.options[: len(tied)], key=lambda o: o.cost.usd_per_month
+    )
+    assert plan.options[0].cost.usd_per_month == min(o.cost.usd_per_month for o in tied)
+    rest = [o.perf.e2e.p95_ms for o in plan.options[len(tied) :]]
+    assert rest == sorted(rest)
 
 
 def test_max_gpus_caps_the_total():
@@ -94,9 +100,9 @@ def test_constraints_filter_and_unknown_names_raise():
     plan = _plan(
         traffic={"qps": 5}, constraints={"gpus": ["L40S"], "models": ["Llama-3.1-8B"], "providers": ["aws"]}
     )
-    assert {(o.candidate.gpu, o.candidate.model, o.cost.offer.provider) for o in plan.options} == {
-        ("L40S", "Llama-3.1-8B", "aws")
-    }
+    assert {
+        (o.candidate.gpu, o.candidate.model, o.cost.placements[0].offer.provider) for o in plan.options
+    } == {("L40S", "Llama-3.1-8B", "aws")}
     with pytest.raises(UnknownNameError, match="did you mean"):
         _plan(traffic={"qps": 5}, constraints={"gpus": ["H300"]})
     with pytest.raises(UnknownNameError, match="provider"):
@@ -134,5 +140,46 @@ def test_the_plan_is_deterministic_and_serializable():
     doc = plan_document(a)
     assert doc == plan_document(b)
     assert doc["schema_version"] == "1"
-    assert doc["options"][0]["cost"]["offer"]["source"]
+    assert doc["options"][0]["cost"]["placements"][0]["offer"]["source"]
     assert doc["options"][0]["perf"]["provenance"] == "analytical"
+
+
+def test_latencies_are_reported_at_the_planned_load():
+    plan = _plan(traffic={"qps": 20})
+    for option in plan.options[:20]:
+        assert option.perf.qps_per_replica == pytest.approx(20 / option.replicas)
+        assert option.perf.qps_per_replica <= option.perf.max_qps_per_replica * (1 + 1e-9)
+        assert all(check.predicted_ms <= check.target_ms * (1 + 1e-9) for check in option.slo)
+
+
+def test_sixteen_bit_weights_run_as_fp16_where_the_gpu_has_no_bf16():
+    plan = _plan(traffic={"qps": 1}, constraints={"gpus": ["T4"], "min_params_b": 0})
+    assert plan.options and {o.candidate.precision for o in plan.options} <= {Precision.fp16}
+    assert not any(r.stage == "precision" and r.precision is Precision.bf16 for r in plan.rejected)
+
+
+def test_tensor_parallel_sizes_respect_kv_heads():
+    # Phi-4: 40 heads, 10 KV heads -> TP 4 and 8 split neither evenly nor by replication; vLLM refuses them
+    plan = _plan(traffic={"qps": 1}, constraints={"models": ["Phi-4"], "gpus": ["L4"]})
+    tried = {o.candidate.tp for o in plan.options} | {r.tp for r in plan.rejected if r.tp}
+    assert tried <= {1, 2}
+
+
+def test_every_model_under_the_quality_floor_is_named():
+    plan = _plan(traffic={"qps": 1}, constraints={"models": ["Llama-3.2-1B"]})
+    with pytest.raises(
+        InfeasibleError, match=r"every allowed model is below the quality floor.*--min-params-b"
+    ):
+        require_feasible(plan)
+
+
+def test_a_gpu_nobody_rents_is_named():
+    plan = _plan(traffic={"qps": 1}, constraints={"gpus": ["TPU-v5e"]})
+    with pytest.raises(InfeasibleError, match=r"no allowed GPU is usable: TPU-v5e: no on-demand offer"):
+        require_feasible(plan)
+
+
+def test_the_gpu_cap_is_named_when_it_binds():
+    plan = _plan(traffic={"qps": 20}, constraints={"max_gpus": 1, "models": ["Llama-3.1-70B"]})
+    with pytest.raises(InfeasibleError, match=r"needs more than 1 GPU\(s\); the smallest is .* x\d+"):
+        require_feasible(plan)

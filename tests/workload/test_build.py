@@ -88,3 +88,23 @@ def test_missing_file_and_invalid_file_content(tmp_path: Path):
         load_workload_file(tmp_path / "nope.yaml")
     with pytest.raises(WorkloadFileError, match=r"traffic\.qps"):
         build_workload(template=_template(), file_data={"traffic": {"qps": "lots"}}, source="w.yaml")
+
+
+def test_a_rate_in_an_upper_layer_replaces_the_other_form_below():
+    by_users = {"traffic": {"users": 100, "requests_per_user_hour": 36}}
+    assert build_workload(template=_template(), file_data=by_users).traffic.avg_qps == pytest.approx(1.0)
+    flagged = build_workload(template=_template(), file_data=by_users, overrides={"traffic": {"qps": 5}})
+    assert (flagged.traffic.qps, flagged.traffic.users) == (5, None)
+    back = build_workload(
+        template=_template(),
+        file_data={"traffic": {"qps": 5}},
+        overrides={"traffic": {"users": 10, "requests_per_user_hour": 360}},
+    )
+    assert (back.traffic.qps, back.traffic.avg_qps) == (None, pytest.approx(1.0))
+
+
+def test_a_file_that_is_not_utf8_is_a_one_line_error(tmp_path: Path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(WorkloadFileError, match="is not UTF-8"):
+        load_workload_file(path)

@@ -68,3 +68,12 @@ def test_workload_is_frozen_and_rejects_unknown_fields():
         workload.priority = "latency"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="Extra inputs"):
         Workload.model_validate({"traffic": {"qps": 1, "prompt_tokens": 1, "output_tokens": 1}, "qps": 3})
+
+
+def test_cv_only_applies_to_lognormal_and_numbers_must_be_finite():
+    with pytest.raises(ValidationError, match="cv applies to lognormal lengths only"):
+        LengthDistribution(mean=100, cv=0.5)
+    with pytest.raises(ValidationError, match="finite number"):
+        Traffic(qps=float("inf"), prompt_tokens=10, output_tokens=10)
+    with pytest.raises(ValidationError, match="finite number"):
+        LengthDistribution(mean=float("nan"))

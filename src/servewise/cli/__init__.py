@@ -7,6 +7,7 @@ becomes one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from rich.markup import escape
@@ -31,10 +32,24 @@ app.command("plan")(plan_command)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: Typer reports its own usage errors (exit 2); a ``ServewiseError`` becomes one
-    line on stderr and exit code 2, never a traceback."""
+    """Console-script entry point. Bad input never shows a traceback: a usage error (unknown flag, a value of the
+    wrong type) or a ``ServewiseError`` becomes one line on stderr and exit code 2."""
     try:
-        app(args=argv, prog_name="servewise")
+        result = app(args=argv, prog_name="servewise", standalone_mode=False)
     except ServewiseError as err:
-        stderr_console().print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-        sys.exit(2)
+        _fail(str(err), 2)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except (
+        typer.TyperException
+    ) as err:  # Typer's usage errors: no such option, invalid value, missing argument
+        code = int(getattr(err, "exit_code", 2))
+        _fail(f"{err.format_message()} (see `servewise --help`)", code)
+    else:
+        if isinstance(result, int) and result:  # typer.Exit(code) returns its code without standalone mode
+            sys.exit(result)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    stderr_console().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    sys.exit(code)

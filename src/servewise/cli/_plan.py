@@ -12,12 +12,13 @@ import typer
 from rich.markup import escape
 
 from servewise.catalog import Catalog, open_catalog
+from servewise.cost import CostEstimate
 from servewise.errors import UsageError
-from servewise.planner import Plan, PlanOption, make_plan, plan_document, require_feasible
+from servewise.planner import Plan, PlanOption, make_plan, plan_document, rejection_counts, require_feasible
 from servewise.types import Precision, PricingMode, Priority
 from servewise.workload import Workload, build_workload, load_workload_file
 
-from ._output import Column, OutputFormat, render, stdout_console
+from ._output import Column, OutputFormat, render, stderr_console, stdout_console
 
 __all__ = ["plan_command", "resolve_workload_names", "write_json_atomically"]
 
@@ -89,17 +90,36 @@ def resolve_workload_names(workload: Workload, catalog: Catalog) -> Workload:
 def write_json_atomically(path: Path, document: object) -> None:
     """Write the whole file or nothing: a temporary file in the same folder, then a rename."""
     target = path.resolve()
+    if target.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder; give a file name such as {path}/plan.json")
     if not target.parent.is_dir():
         raise UsageError(f"cannot write {path}: folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror}; choose another -o path") from err
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
+            json.dump(document, handle, indent=2, allow_nan=False)
             handle.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plan is a document to share
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {err.strerror}; choose another -o path") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _offer_text(cost: CostEstimate) -> str:
+    first = cost.placements[0].offer
+    kinds = " + ".join(f"{p.instances}x {p.offer.instance_type}" for p in cost.placements)
+    return (
+        f"{first.provider} {kinds}" if len(cost.placements) > 1 else f"{first.provider} {first.instance_type}"
+    )
 
 
 _COLUMNS = (
@@ -146,7 +166,7 @@ def _row(option: PlanOption, chosen: bool, fancy: bool) -> dict[str, object]:
         "usd_per_month": round(cost.usd_per_month, 2),
         "usd_per_1m_output_tokens": round(cost.usd_per_1m_output_tokens, 4),
         "provenance": str(option.perf.provenance),
-        "offer": f"{cost.offer.provider} {cost.offer.instance_type}",
+        "offer": _offer_text(cost),
     }
 
 
@@ -171,20 +191,19 @@ def _print_plan(plan: Plan, fmt: OutputFormat, top: int, show_rejected: bool) ->
     chosen = plan.chosen_option
     lines = []
     if chosen is not None:
-        offer = chosen.cost.offer
         lines.append(f"why: {plan.why}")
-        lines.append(
-            f"price: {offer.provider} {offer.instance_type} ${offer.instance_usd_per_hour:.4g}/h {offer.pricing}; "
-            f"source {offer.source}; as of {offer.as_of or 'unknown (see `servewise catalog health`)'}"
-        )
+        for placement in chosen.cost.placements:
+            offer = placement.offer
+            lines.append(
+                f"price: {offer.provider} {offer.instance_type} ${offer.instance_usd_per_hour:.4g}/h {offer.pricing}; "
+                f"source {offer.source}; as of {offer.as_of or 'unknown (see `servewise catalog health`)'}"
+            )
     lines.extend(f"assumption: {a}" for a in plan.assumptions)
     if show_rejected:
-        lines.append(f"rejected ({len(plan.rejected)}):")
-        for r in sorted(plan.rejected, key=lambda r: (r.stage, r.model, r.gpu, r.tp or 0, str(r.precision))):
-            what = f"{r.model} {r.precision or '*'} on {r.tp or '*'}x{r.gpu}"
-            lines.append(f"  [{r.stage}] {what}: {r.reason}")
+        lines.extend(_rejected_lines(plan))
     elif plan.rejected:
-        lines.append("rejected: " + _stage_counts(plan) + " (--show-rejected lists them)")
+        counts = ", ".join(f"{count} {stage}" for stage, count in rejection_counts(plan.rejected))
+        lines.append(f"rejected: {counts} (--show-rejected lists them)")
     if fmt is OutputFormat.markdown:
         print("\n" + "\n".join(f"- {line}" for line in lines))
         return
@@ -194,11 +213,11 @@ def _print_plan(plan: Plan, fmt: OutputFormat, top: int, show_rejected: bool) ->
         console.print(escape(line), style=style, highlight=False)
 
 
-def _stage_counts(plan: Plan) -> str:
-    counts: dict[str, int] = {}
-    for r in plan.rejected:
-        counts[r.stage] = counts.get(r.stage, 0) + 1
-    return ", ".join(f"{count} {stage}" for stage, count in sorted(counts.items(), key=lambda kv: -kv[1]))
+def _rejected_lines(plan: Plan) -> list[str]:
+    lines = [f"rejected ({len(plan.rejected)}):"]
+    for r in sorted(plan.rejected, key=lambda r: (r.stage, r.model, r.gpu, r.tp or 0, str(r.precision))):
+        lines.append(f"  [{r.stage}] {r.model} {r.precision or '*'} on {r.tp or '*'}x{r.gpu}: {r.reason}")
+    return lines
 
 
 def plan_command(
@@ -210,17 +229,28 @@ def plan_command(
     users: Annotated[
         int | None, typer.Option("--users", help="number of users (with --requests-per-user-hour)")
     ] = None,
-    requests_per_user_hour: Annotated[float | None, typer.Option("--requests-per-user-hour")] = None,
+    requests_per_user_hour: Annotated[
+        float | None,
+        typer.Option("--requests-per-user-hour", help="requests per user per hour (with --users)"),
+    ] = None,
     peak_factor: Annotated[float | None, typer.Option("--peak-factor", help="peak / average QPS")] = None,
     prompt_tokens: Annotated[float | None, typer.Option("--prompt-tokens", help="mean prompt tokens")] = None,
     output_tokens: Annotated[float | None, typer.Option("--output-tokens", help="mean output tokens")] = None,
     prefix_share: Annotated[
         float | None, typer.Option("--prefix-share", help="share of prompt tokens cached")
     ] = None,
-    ttft_p95_ms: Annotated[float | None, typer.Option("--ttft-p95-ms")] = None,
-    itl_p95_ms: Annotated[float | None, typer.Option("--itl-p95-ms")] = None,
-    e2e_p95_ms: Annotated[float | None, typer.Option("--e2e-p95-ms")] = None,
-    budget_usd_month: Annotated[float | None, typer.Option("--budget-usd-month")] = None,
+    ttft_p95_ms: Annotated[
+        float | None, typer.Option("--ttft-p95-ms", help="p95 time to first token target, ms")
+    ] = None,
+    itl_p95_ms: Annotated[
+        float | None, typer.Option("--itl-p95-ms", help="p95 inter-token latency target, ms")
+    ] = None,
+    e2e_p95_ms: Annotated[
+        float | None, typer.Option("--e2e-p95-ms", help="p95 end-to-end latency target, ms")
+    ] = None,
+    budget_usd_month: Annotated[
+        float | None, typer.Option("--budget-usd-month", help="reject options costing more per month (730 h)")
+    ] = None,
     gpu: Annotated[list[str] | None, typer.Option("--gpu", help="allowed GPU or family (repeatable)")] = None,
     model: Annotated[
         list[str] | None, typer.Option("--model", help="allowed model or HF id (repeatable)")
@@ -231,8 +261,12 @@ def plan_command(
     precision: Annotated[
         list[Precision] | None, typer.Option("--precision", help="allowed precision (repeatable)")
     ] = None,
-    pricing: Annotated[PricingMode | None, typer.Option("--pricing")] = None,
-    priority: Annotated[Priority | None, typer.Option("--priority")] = None,
+    pricing: Annotated[
+        PricingMode | None, typer.Option("--pricing", help="on-demand (default) or spot prices")
+    ] = None,
+    priority: Annotated[
+        Priority | None, typer.Option("--priority", help="rank by cost (default), latency or balanced")
+    ] = None,
     max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="GPUs across all replicas")] = None,
     min_params_b: Annotated[
         float | None, typer.Option("--min-params-b", help="quality floor, billions of params")
@@ -289,10 +323,15 @@ def plan_command(
                 source=str(file) if file is not None else "workload",
             )
         except UsageError as err:
-            raise type(err)(_flag_message(str(err))) from err
+            err.args = (_flag_message(str(err)),)
+            raise
         workload = resolve_workload_names(workload, catalog)
         snapshot = catalog.snapshot()
-    plan = require_feasible(make_plan(workload, snapshot))
+    plan = make_plan(workload, snapshot)
+    if plan.chosen is None and show_rejected:
+        for line in _rejected_lines(plan):
+            stderr_console().print(escape(line), highlight=False)
+    require_feasible(plan)
     if output is not None:
         write_json_atomically(output, plan_document(plan))
     _print_plan(plan, fmt, top, show_rejected)

@@ -12,11 +12,13 @@ fixed point of a max of two lines is the larger of the two lines' fixed points:
     t̄ = max( (α₀ + o) / (1 − λ(F_r/C + a_r)),  (W/BW + α₀ + o) / (1 − λ(B_r/BW + a_r)) )
 
 and the replica saturates when either denominator reaches 0. (MoE weight traffic depends on the tokens per step, so
-for MoE the fixed point is iterated a few times.) From t̄:
+for MoE the fixed point is iterated a few times; a step that runs has at least one token, so it reads at least the
+top-k experts of every layer.) From t̄, with d = max(λ(O−1)t̄, 1) decodes in the step a request sees:
 
     ITL      two-point mixture: steps without a prefill chunk, and steps with one chunk of min(P_eff, budget − d)
              tokens, the latter a fraction q = min(1, λ t̄ ⌈P_eff / chunk⌉) of steps
-    TTFT_x   = t_req + wait_x + ⌈P_eff,x / chunk⌉ · t_chunk, with t_req the per-request frontend overhead;
+    TTFT_x   = t_req + wait_x + Σ chunk steps, chunk = budget − ⌊d⌋ tokens (the last one smaller), each chunk
+             attending to the cached prefix and the chunks before it; t_req is the per-request frontend overhead;
              wait_x = x·t̄ (the step in flight) + an M/D/1 queue on the token budget:
              ρ = (d + λ t̄ P_eff) / budget, W_q = ρ t̄ / (2(1 − ρ)), P(wait > w) ≈ ρ e^{−w ρ / W_q}
     E2E_x    = TTFT_x + (O_x − 1) · t̄
@@ -33,15 +35,20 @@ from ._engine import EngineSettings
 from ._roofline import StepModel
 
 __all__ = [
+    "QUANTILES",
     "LatencyPercentiles",
     "LoadPoint",
     "RequestShape",
+    "SloCheck",
     "max_qps_under_slo",
     "saturation_qps",
+    "slo_checks",
+    "slo_value",
     "steady_state",
 ]
 
-_QUANTILES = (0.50, 0.90, 0.95, 0.99)
+QUANTILES = (0.50, 0.90, 0.95, 0.99)
+"""The percentiles every latency estimate reports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,37 +88,78 @@ class LoadPoint:
     overload: str
 
 
-def _per_request(step: StepModel, shape: RequestShape) -> tuple[float, float, float, float, float, float]:
-    """Tokens, sampled seqs, attention pairs, KV tokens read, prefill tokens and decode steps of one request."""
+@dataclass(frozen=True, slots=True)
+class SloCheck:
+    """One SLO target (``ttft_p95_ms`` …) against a prediction."""
+
+    name: str
+    target_ms: float
+    predicted_ms: float
+    met: bool
+
+
+def slo_value(latencies: object, name: str) -> float:
+    """The predicted value of SLO field ``name`` (``ttft_p95_ms``) on anything with ttft/itl/e2e percentiles."""
+    metric, percentile, _ = name.split("_")
+    percentiles: LatencyPercentiles = getattr(latencies, metric)
+    return percentiles.at(percentile)
+
+
+def slo_checks(latencies: object, targets: dict[str, float]) -> tuple[SloCheck, ...]:
+    checks = []
+    for name, target in targets.items():
+        value = slo_value(latencies, name)
+        checks.append(SloCheck(name, target, value, value <= target * (1 + 1e-9)))
+    return tuple(checks)
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestWork:
+    """One request's share of the engine's work, summed over its prefill and decode steps."""
+
+    tokens: float
+    compute_s: float
+    """FLOPs / effective FLOP/s."""
+    kv_s: float
+    """KV-cache bytes read and written / effective bandwidth."""
+    comm_s: float
+    """Tensor-parallel all-reduce time proportional to its tokens."""
+
+
+def _request_work(step: StepModel, shape: RequestShape) -> _RequestWork:
     prompt, out = shape.prompt_mean, shape.output_mean
     prefill = prompt * (1.0 - shape.prefix_share)
     cached = prompt - prefill
     decodes = max(out - 1.0, 0.0)
     decode_ctx = prompt + out / 2.0
+    tokens = prefill + decodes
     pairs = decodes * decode_ctx + prefill * (cached + prefill / 2.0)
     kv_read = decodes * decode_ctx + cached
-    return prefill + decodes, 1.0 + decodes, pairs, kv_read, prefill, decodes
+    flops = (
+        step.linear_flops_per_token * tokens
+        + step.lm_head_flops_per_seq * (1.0 + decodes)
+        + step.attn_flops_per_pair * pairs
+    )
+    return _RequestWork(
+        tokens=tokens,
+        compute_s=flops / step.flops_per_s,
+        kv_s=step.kv_bytes_per_token * (kv_read + tokens) / step.bytes_per_s,
+        comm_s=step.allreduce_s_per_token * tokens,
+    )
 
 
-def _mean_step_s(step: StepModel, shape: RequestShape, qps: float) -> float:
+def _mean_step_s(step: StepModel, work: _RequestWork, qps: float) -> float:
     """t̄ at rate ``qps`` (closed form, a few iterations for MoE); ``inf`` past saturation."""
-    tokens, sampled, pairs, kv_read, _, _ = _per_request(step, shape)
-    flops_r = step.linear_flops_per_token * tokens + step.lm_head_flops_per_seq * sampled
-    flops_r += step.attn_flops_per_pair * pairs
-    compute_r = flops_r / step.flops_per_s
-    kv_r = step.kv_bytes_per_token * (kv_read + tokens) / step.bytes_per_s
     fixed = step.allreduce_fixed_s + step.overhead_s
-    comm_r = step.allreduce_s_per_token * tokens
-    compute_den = 1.0 - qps * (compute_r + comm_r)
-    memory_den = 1.0 - qps * (kv_r + comm_r)
+    compute_den = 1.0 - qps * (work.compute_s + work.comm_s)
+    memory_den = 1.0 - qps * (work.kv_s + work.comm_s)
     if compute_den <= 0.0 or memory_den <= 0.0:
         return math.inf
     step_s = fixed / compute_den
     for _ in range(8 if step.expert_route_fraction > 0 else 1):
-        weights_s = (
-            step.dense_weight_bytes + step.expert_weight_bytes * step.expert_fraction(qps * step_s * tokens)
-        ) / step.bytes_per_s
-        new = max(fixed / compute_den, (weights_s + fixed) / memory_den)
+        tokens_per_step = max(qps * step_s * work.tokens, 1.0)
+        weights = step.dense_weight_bytes + step.expert_weight_bytes * step.expert_fraction(tokens_per_step)
+        new = max(fixed / compute_den, (weights / step.bytes_per_s + fixed) / memory_den)
         if abs(new - step_s) <= 1e-9 + 1e-6 * new:
             return new
         step_s = new
@@ -120,17 +168,8 @@ def _mean_step_s(step: StepModel, shape: RequestShape, qps: float) -> float:
 
 def saturation_qps(step: StepModel, shape: RequestShape) -> float:
     """The arrival rate at which the step time diverges (throughput limit, ignoring SLOs and memory)."""
-    tokens, sampled, pairs, kv_read, _, _ = _per_request(step, shape)
-    flops_r = (
-        step.linear_flops_per_token * tokens
-        + step.lm_head_flops_per_seq * sampled
-        + step.attn_flops_per_pair * pairs
-    )
-    comm_r = step.allreduce_s_per_token * tokens
-    per_request_s = max(
-        flops_r / step.flops_per_s, step.kv_bytes_per_token * (kv_read + tokens) / step.bytes_per_s
-    )
-    return 1.0 / (per_request_s + comm_r)
+    work = _request_work(step, shape)
+    return 1.0 / (max(work.compute_s, work.kv_s) + work.comm_s)
 
 
 def _queue_wait_s(mean_wait_s: float, rho: float, q: float) -> float:
@@ -143,17 +182,20 @@ def steady_state(
     step: StepModel, shape: RequestShape, engine: EngineSettings, qps: float, *, kv_capacity_tokens: int
 ) -> LoadPoint:
     """Latency percentiles of one replica receiving Poisson arrivals at ``qps``."""
-    step_s = _mean_step_s(step, shape, qps)
+    work = _request_work(step, shape)
+    step_s = _mean_step_s(step, work, qps)
     inf = LatencyPercentiles(math.inf, math.inf, math.inf, math.inf)
     if math.isinf(step_s):
         return LoadPoint(qps, step_s, inf, inf, inf, math.inf, 0.0, "throughput")
+    budget = engine.max_num_batched_tokens
     prefill = shape.prompt_mean * (1.0 - shape.prefix_share)
     decode_ctx = shape.prompt_mean + shape.output_mean / 2.0
-    decodes = qps * max(shape.output_mean - 1.0, 0.0) * step_s
-    chunk_budget = max(engine.max_num_batched_tokens - decodes, 1.0)
-    budget_rho = (decodes + qps * step_s * prefill) / engine.max_num_batched_tokens
+    mean_decodes = qps * max(shape.output_mean - 1.0, 0.0) * step_s
+    budget_rho = (mean_decodes + qps * step_s * prefill) / budget
     if budget_rho >= 1.0:
         return LoadPoint(qps, step_s, inf, inf, inf, math.inf, 0.0, "max_num_batched_tokens")
+    decodes = max(mean_decodes, 1.0)  # the step a request sees holds at least that request
+    chunk_size = max(budget - math.floor(mean_decodes), 1)
 
     def step_with_chunk(chunk: float, cached: float) -> float:
         return step.step_time_s(
@@ -163,37 +205,48 @@ def steady_state(
             kv_read_tokens=decodes * decode_ctx + cached,
         )
 
+    def prefill_service_s(prompt_tokens: float) -> tuple[float, int]:
+        """Seconds and steps to prefill one prompt, chunk by chunk after its cached prefix."""
+        done = prompt_tokens * shape.prefix_share
+        remaining = prompt_tokens - done
+        total, steps = 0.0, 0
+        while remaining > 1e-9 or steps == 0:
+            chunk = min(remaining, chunk_size)
+            total += step_with_chunk(chunk, done)
+            done += chunk
+            remaining -= chunk
+            steps += 1
+        return total, steps
+
     plain = step.step_time_s(
         tokens=decodes,
         sampled_seqs=decodes,
         attn_pairs=decodes * decode_ctx,
         kv_read_tokens=decodes * decode_ctx,
     )
-    mean_chunk = min(prefill, chunk_budget)
-    chunks_per_request = math.ceil(prefill / chunk_budget) if prefill > 0 else 1
-    mixed = step_with_chunk(mean_chunk, shape.prompt_mean - prefill)
+    mean_service, chunks_per_request = prefill_service_s(shape.prompt_mean)
+    mixed = step_with_chunk(min(prefill, chunk_size), shape.prompt_mean - prefill)
     prefill_step_share = min(1.0, qps * step_s * chunks_per_request)
     mean_wait = budget_rho * step_s / (2.0 * (1.0 - budget_rho))
 
     ttft, itl, e2e = [], [], []
-    services: dict[float, float] = {}  # fixed lengths repeat one value at every quantile
-    for q, prompt_q, output_q in zip(_QUANTILES, shape.prompt_q, shape.output_q, strict=True):
+    services: dict[float, float] = {shape.prompt_mean: mean_service}
+    for q, prompt_q, output_q in zip(QUANTILES, shape.prompt_q, shape.output_q, strict=True):
         itl_q = mixed if q > 1.0 - prefill_step_share else plain
-        service = services.get(prompt_q, -1.0)
-        if service < 0.0:
-            prefill_q = prompt_q * (1.0 - shape.prefix_share)
-            chunks = max(1, math.ceil(prefill_q / chunk_budget))
-            service = services[prompt_q] = chunks * step_with_chunk(
-                min(prefill_q, chunk_budget), prompt_q - prefill_q
-            )
-        ttft_q = step.request_overhead_s + q * step_s + _queue_wait_s(mean_wait, budget_rho, q) + service
+        if prompt_q not in services:
+            services[prompt_q] = prefill_service_s(prompt_q)[0]
+        ttft_q = (
+            step.request_overhead_s
+            + q * step_s
+            + _queue_wait_s(mean_wait, budget_rho, q)
+            + services[prompt_q]
+        )
         ttft.append(ttft_q)
         itl.append(itl_q)
         e2e.append(ttft_q + max(output_q - 1.0, 0.0) * step_s)
 
-    ttft_mean = step.request_overhead_s + 0.5 * step_s + mean_wait + chunks_per_request * mixed
-    e2e_mean = ttft_mean + max(shape.output_mean - 1.0, 0.0) * step_s
-    running = qps * e2e_mean
+    ttft_mean = step.request_overhead_s + 0.5 * step_s + mean_wait + mean_service
+    running = qps * (ttft_mean + max(shape.output_mean - 1.0, 0.0) * step_s)
     overload = ""
     if running > engine.max_num_seqs:
         overload = "max_num_seqs"
@@ -216,13 +269,9 @@ def steady_state(
 
 
 def _violations(point: LoadPoint, targets: dict[str, float]) -> list[str]:
-    """SLO fields (``ttft_p95_ms`` …) that ``point`` misses, plus the overload cause if any."""
+    """SLO fields (``ttft_p95_ms`` …) that ``point`` misses, after the overload cause if any."""
     missed = [point.overload] if point.overload else []
-    for name, target_ms in targets.items():
-        metric, percentile, _ = name.split("_")
-        if getattr(point, metric).at(percentile) > target_ms:
-            missed.append(name)
-    return missed
+    return missed + [check.name for check in slo_checks(point, targets) if not check.met]
 
 
 def max_qps_under_slo(
@@ -235,7 +284,7 @@ def max_qps_under_slo(
     rel_tol: float = 5e-3,
 ) -> tuple[float, list[str], LoadPoint]:
     """Highest arrival rate meeting every target, by bisection (latency grows with load) to ``rel_tol`` of the
-    saturation rate; the rate returned is always on the feasible side, so capacity is never overstated.
+    answer; the rate returned is always on the feasible side, so capacity is never overstated.
 
     Returns ``(qps, binding, point)``: ``binding`` lists what stops a higher rate; when even an idle replica misses
     the SLO, ``qps`` is 0 and ``point`` is the near-zero-load point, so callers can say by how much it misses.
@@ -248,7 +297,7 @@ def max_qps_under_slo(
     low = 0.0
     binding: list[str] = ["throughput"]
     best = idle
-    while high - low > rel_tol * max(high, 1e-9):
+    while high - low > rel_tol * max(low, 1e-3 * high):
         mid = (low + high) / 2.0
         point = steady_state(step, shape, engine, mid, kv_capacity_tokens=kv_capacity_tokens)
         missed = _violations(point, targets)

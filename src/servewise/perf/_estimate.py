@@ -6,13 +6,22 @@ configuration, and every number must carry its provenance and the data it rests 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from servewise.catalog import Accelerator, ModelSpec
 from servewise.types import Precision, Provenance
 
-from ._capacity import LatencyPercentiles, RequestShape, max_qps_under_slo, saturation_qps, steady_state
+from ._capacity import (
+    LatencyPercentiles,
+    RequestShape,
+    SloCheck,
+    max_qps_under_slo,
+    saturation_qps,
+    slo_checks,
+    steady_state,
+)
 from ._engine import EngineSettings
 from ._memory import MemoryPlan
 from ._params import StepParams
@@ -46,12 +55,11 @@ class PerfEstimate:
 
 @dataclass(frozen=True, slots=True)
 class PerfRejection:
-    """Why a configuration cannot serve the workload, with the numbers; ``kind`` is ``memory`` or ``slo``."""
+    """Why a configuration cannot serve the workload: the SLO targets it misses even at zero load."""
 
-    kind: str
     reason: str
-    idle_ttft_p95_ms: float | None = None
-    idle_itl_p95_ms: float | None = None
+    misses: tuple[SloCheck, ...]
+    """The targets missed at zero load, with the predicted values; empty when an overload binds instead."""
 
 
 def estimate_replica(
@@ -72,20 +80,10 @@ def estimate_replica(
         step, shape, engine, targets, kv_capacity_tokens=memory.kv_capacity_tokens
     )
     if qps <= 0.0:
-        missed = ", ".join(
-            f"{name} {point_value(point, name):.0f} > {targets[name]:g} ms" if name in targets else name
-            for name in binding
-        )
-        return (
-            None,
-            PerfRejection(
-                kind="slo",
-                reason=f"misses the SLO even at zero load: {missed}",
-                idle_ttft_p95_ms=point.ttft.p95_ms,
-                idle_itl_p95_ms=point.itl.p95_ms,
-            ),
-            step,
-        )
+        misses = tuple(check for check in slo_checks(point, targets) if not check.met)
+        named = [f"{c.name} {c.predicted_ms:.4g} > {c.target_ms:g} ms" for c in misses]
+        named += [cause for cause in binding if cause not in targets]
+        return (None, PerfRejection(f"misses the SLO even at zero load: {', '.join(named)}", misses), step)
     return (
         PerfEstimate(
             qps_per_replica=qps,
@@ -107,13 +105,6 @@ def estimate_replica(
     )
 
 
-def point_value(point: object, name: str) -> float:
-    """The value of SLO field ``name`` (``ttft_p95_ms``) in a load point."""
-    metric, percentile, _ = name.split("_")
-    value: float = getattr(point, metric).at(percentile)
-    return value
-
-
 def latency_at(
     estimate: PerfEstimate, step: StepModel, shape: RequestShape, qps_per_replica: float
 ) -> PerfEstimate:
@@ -123,18 +114,12 @@ def latency_at(
     )
     if math.isinf(point.step_s):
         return estimate
-    return PerfEstimate(
+    return dataclasses.replace(
+        estimate,
         qps_per_replica=qps_per_replica,
-        max_qps_per_replica=estimate.max_qps_per_replica,
-        saturation_qps_per_replica=estimate.saturation_qps_per_replica,
-        binding=estimate.binding,
         ttft=point.ttft,
         itl=point.itl,
         e2e=point.e2e,
         output_tokens_per_s=point.output_tokens_per_s,
         running_seqs=point.running_seqs,
-        memory=estimate.memory,
-        engine=estimate.engine,
-        provenance=estimate.provenance,
-        basis=estimate.basis,
     )

@@ -11,7 +11,7 @@ Analytical defaults and where they come from:
     allreduce_efficiency 0.70   of the per-direction link bandwidth for large all-reduces
     request_overhead_s   5 ms   per request on the time to first token: HTTP, tokenisation and hand-off between the
                                 OpenAI server and the engine core (vLLM runs them in separate processes)
-Sanity check, not a fit: Llama-3.1-8B bf16 on one H100 at 8 concurrent requests predicts ≈7 ms per output token;
+Sanity check, not a fit: Llama-3.1-8B bf16 on one H100 at 8 concurrent requests predicts 7.5 ms per output token;
 NVIDIA's measured TensorRT-LLM row (calibration.csv, 1024→512, c=8) is 7.4 ms.
 """
 

@@ -1,14 +1,15 @@
 """Bytes per weight and peak throughput for each precision on each accelerator.
 
 Bytes per parameter (weights only; scales included):
-    bf16  2.0
+    bf16  2.0                 (fp16 likewise)
     fp8   1.0                 per-channel/tensor scales are negligible
     int4  0.5 + 2/128         W4A16 (AWQ/GPTQ): 4-bit weights + one fp16 scale per group of 128
     fp4   0.5 + 1/16          NVFP4: 4-bit weights + one fp8 (E4M3) scale per block of 16
 Embeddings and the LM head stay in 16-bit in every quantised checkpoint we model.
 
-Peak used for the GEMMs: bf16 → bf16 (or fp16) tensor cores; fp8 → fp8 tensor cores (W8A8, needs native fp8);
-int4 → 16-bit tensor cores (weights are dequantised on the fly); fp4 → fp4 tensor cores (W4A4, Blackwell).
+Peak used for the GEMMs: bf16 → bf16 tensor cores; fp16 → fp16 tensor cores; fp8 → fp8 tensor cores (W8A8,
+needs native fp8); int4 → 16-bit tensor cores (weights dequantised on the fly); fp4 → fp4 tensor cores (W4A4,
+Blackwell).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 from servewise.catalog import Accelerator
 from servewise.types import Precision
 
-__all__ = ["BYTES_PER_PARAM", "peak_tflops", "unsupported_reason"]
+__all__ = ["BYTES_PER_PARAM", "peak_tflops", "serving_precision", "unsupported_reason"]
 
 BYTES_PER_PARAM: dict[Precision, float] = {
     Precision.bf16: 2.0,
+    Precision.fp16: 2.0,
     Precision.fp8: 1.0,
     Precision.int4: 0.5 + 2 / 128,
     Precision.fp4: 0.5 + 1 / 16,
@@ -44,15 +46,29 @@ def peak_tflops(gpu: Accelerator, precision: Precision) -> float:
     if precision is Precision.fp4:
         assert gpu.fp4_tflops is not None
         return gpu.fp4_tflops
+    if precision is Precision.bf16:
+        assert gpu.bf16_tflops is not None
+        return gpu.bf16_tflops
+    if precision is Precision.fp16 and gpu.fp16_tflops:
+        return gpu.fp16_tflops
     sixteen = _sixteen_bit_tflops(gpu)
     assert sixteen is not None
     return sixteen
+
+
+def serving_precision(gpu: Accelerator, precision: Precision) -> Precision:
+    """The format ``gpu`` actually serves ``precision`` in: 16-bit weights run as fp16 where bf16 is missing."""
+    if precision is Precision.bf16 and not gpu.bf16_tflops and gpu.fp16_tflops:
+        return Precision.fp16
+    return precision
 
 
 def unsupported_reason(gpu: Accelerator, precision: Precision) -> str | None:
     """Why ``gpu`` cannot run ``precision`` (one line), or None when it can."""
     if _sixteen_bit_tflops(gpu) is None:
         return f"{gpu.name} has no 16-bit tensor throughput in the catalog"
+    if precision is Precision.bf16 and not gpu.bf16_tflops:
+        return f"{gpu.name} has no bf16 tensor cores (serve 16-bit weights as fp16)"
     if precision is Precision.fp8 and not gpu.fp8_tflops:
         return f"{gpu.name} has no native fp8 tensor cores"
     if precision is Precision.fp4 and not gpu.fp4_tflops:

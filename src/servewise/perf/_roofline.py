@@ -3,7 +3,7 @@
 Per GPU of a ``tp``-way replica, with efficiencies ``e_c`` (compute), ``e_b`` (bandwidth), ``e_ar`` (all-reduce):
 
     FLOPs  = 2·P_lin/tp · T  +  2·V·H/tp · S  +  4·L·A/tp · pairs
-    bytes  = W_dense/tp + W_exp/tp · f(T)  +  kv · (pairs_read + T)
+    bytes  = (W_dense − W_embed)/tp + W_exp/tp · f(T)  +  kv · (pairs_read + T)
     t      = max(FLOPs / (peak·e_c), bytes / (BW·e_b))  +  [tp>1]·2L·(α + 2(tp−1)/tp · T·H·2 / (BW_link/2 · e_ar))
              +  t_overhead
 
@@ -11,7 +11,8 @@ T tokens in the step (decodes + prefill chunk tokens); S sequences sampled (LM h
 positions (a decode at context c adds c, a prefill chunk of p tokens after c₀ cached ones adds p·(c₀ + p/2));
 P_lin = active parameters minus embedding and LM head; A = heads × head_dim (MLA: heads × latent width);
 f(T) = 1 − (1 − k/E)^T, the expected fraction of a layer's E experts that T tokens routed top-k touch;
-W_exp = routed-expert weights, from total/active params: P_exp = (P − P_act) / (1 − k/E).
+W_exp = routed-expert weights, from total/active params: P_exp = (P − P_act) / (1 − k/E); the input embedding
+W_embed = V·H·2 bytes is a table lookup (a few rows per step), so it is not streamed like the other weights.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def build_step_model(
     else:
         route, expert_params = 0.0, 0.0
     all_weights = weight_bytes(model, precision)
+    input_embedding_bytes = model.vocab_size * model.hidden_size * 2.0
     expert_bytes = min(expert_params * BYTES_PER_PARAM[precision], all_weights)
     link_bytes_per_s = gpu.intra_node_bw_gbps * 1e9 / 2 * params.allreduce_efficiency
     allreduces = 2 * model.num_layers if tp > 1 else 0
@@ -112,7 +114,7 @@ def build_step_model(
         linear_flops_per_token=2.0 * linear_params / tp,
         lm_head_flops_per_seq=2.0 * model.vocab_size * model.hidden_size / tp,
         attn_flops_per_pair=4.0 * model.num_layers * _attention_width(model) / tp,
-        dense_weight_bytes=(all_weights - expert_bytes) / tp,
+        dense_weight_bytes=max(all_weights - expert_bytes - input_embedding_bytes, 0.0) / tp,
         expert_weight_bytes=expert_bytes / tp,
         expert_route_fraction=route,
         kv_bytes_per_token=kv_bytes_per_token_per_gpu(model, tp, kv_bytes),

@@ -6,9 +6,9 @@ from ._plan import (
     Plan,
     PlanOption,
     Rejection,
-    SloCheck,
     plan_document,
     plan_json_schema,
+    rejection_counts,
 )
 from ._rank import explain_choice, infeasibility_message, rank_options, require_feasible
 from ._search import TP_SIZES, ParamsLookup, make_plan, max_model_len, request_shape
@@ -21,7 +21,6 @@ __all__ = [
     "Plan",
     "PlanOption",
     "Rejection",
-    "SloCheck",
     "explain_choice",
     "infeasibility_message",
     "make_plan",
@@ -29,6 +28,7 @@ __all__ = [
     "plan_document",
     "plan_json_schema",
     "rank_options",
+    "rejection_counts",
     "request_shape",
     "require_feasible",
 ]

@@ -6,13 +6,15 @@ docs/plan-json.md) that ``plan -o`` writes and ``deploy`` reads.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from servewise.cost import CostEstimate
-from servewise.perf import EngineSettings, PerfEstimate
+from servewise.perf import EngineSettings, PerfEstimate, SloCheck
 from servewise.types import Precision
 from servewise.workload import Workload
 
@@ -25,6 +27,7 @@ __all__ = [
     "SloCheck",
     "plan_document",
     "plan_json_schema",
+    "rejection_counts",
 ]
 
 PLAN_SCHEMA_VERSION = "1"
@@ -47,16 +50,6 @@ class Candidate:
 
     def label(self) -> str:
         return f"{self.model} {self.precision} on {self.tp}x{self.gpu}"
-
-
-@dataclass(frozen=True, slots=True)
-class SloCheck:
-    """One SLO target against the prediction at the planned load."""
-
-    name: str
-    target_ms: float
-    predicted_ms: float
-    met: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +80,10 @@ class Rejection:
     reason: str
     usd_per_month: float | None = None
     """For budget rejections: what the option would cost."""
+    replicas: int | None = None
+    """For budget and max_gpus rejections: replicas the peak needs."""
+    misses: tuple[SloCheck, ...] = ()
+    """For slo rejections: the targets missed at zero load, with the predictions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +98,37 @@ class Plan:
     assumptions: tuple[str, ...]
     why: str
     candidates_evaluated: int
+    models_usable: int
+    """Allowed models left after the quality floor and context checks."""
+    gpus_usable: int
+    """Allowed GPUs with an offer and at least one allowed precision."""
 
     @property
     def chosen_option(self) -> PlanOption | None:
         return None if self.chosen is None else self.options[self.chosen]
 
 
+def rejection_counts(rejected: tuple[Rejection, ...]) -> list[tuple[str, int]]:
+    """(stage, count) pairs, most frequent first."""
+    return Counter(r.stage for r in rejected).most_common()
+
+
 _PLAN_ADAPTER: TypeAdapter[Plan] = TypeAdapter(Plan)
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def plan_document(plan: Plan) -> dict[str, Any]:
-    """The plan as a JSON-ready dict (floats that are infinite become null)."""
-    document: dict[str, Any] = _PLAN_ADAPTER.dump_python(plan, mode="json")
+    """The plan as a JSON-ready dict; a non-finite number (an unbounded latency) becomes null, as JSON requires."""
+    document: dict[str, Any] = _finite(_PLAN_ADAPTER.dump_python(plan, mode="json"))
     return document
 
 

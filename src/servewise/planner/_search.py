@@ -17,25 +17,26 @@ from servewise.cost import allowed_offers, cheapest_rental
 from servewise.errors import UnknownNameError
 from servewise.perf import (
     ANALYTICAL_PARAMS,
+    QUANTILES,
     RequestShape,
     StepParams,
     default_engine_settings,
     estimate_replica,
     latency_at,
     memory_plan,
-    point_value,
+    serving_precision,
+    slo_checks,
     unsupported_reason,
 )
 from servewise.types import Precision
 from servewise.workload import Workload
 
-from ._plan import PLAN_SCHEMA_VERSION, Candidate, Plan, PlanOption, Rejection, SloCheck
+from ._plan import PLAN_SCHEMA_VERSION, Candidate, Plan, PlanOption, Rejection
 from ._rank import explain_choice, rank_options
 
 __all__ = ["TP_SIZES", "ParamsLookup", "make_plan", "max_model_len", "request_shape"]
 
 TP_SIZES = (1, 2, 4, 8)
-_QUANTILES = (0.50, 0.90, 0.95, 0.99)
 
 ParamsLookup = Callable[[Accelerator, Precision], StepParams]
 """Efficiencies for a (GPU, precision); the default returns the analytical parameters."""
@@ -50,8 +51,8 @@ def request_shape(workload: Workload) -> RequestShape:
     return RequestShape(
         prompt_mean=traffic.prompt_tokens.mean,
         output_mean=traffic.output_tokens.mean,
-        prompt_q=tuple(traffic.prompt_tokens.quantile(q) for q in _QUANTILES),  # type: ignore[arg-type]
-        output_q=tuple(traffic.output_tokens.quantile(q) for q in _QUANTILES),  # type: ignore[arg-type]
+        prompt_q=tuple(traffic.prompt_tokens.quantile(q) for q in QUANTILES),  # type: ignore[arg-type]
+        output_q=tuple(traffic.output_tokens.quantile(q) for q in QUANTILES),  # type: ignore[arg-type]
         prefix_share=traffic.prefix_share,
     )
 
@@ -68,6 +69,15 @@ def _pick(names: Sequence[str], known: dict[str, object], kind: str) -> list[str
         if name not in known:
             raise UnknownNameError(kind, name, known)
     return list(names)
+
+
+def _valid_tp(model: ModelSpec, tp: int) -> bool:
+    """vLLM splits attention heads evenly: heads % tp == 0, and KV heads either split (kv % tp) or replicate
+    (tp % kv); MLA keeps one latent per rank."""
+    if model.num_attention_heads % tp:
+        return False
+    kv = model.num_kv_heads
+    return model.is_mla or kv % tp == 0 or tp % kv == 0
 
 
 def _model_rejection(model: ModelSpec, workload: Workload, seq_len: int) -> Rejection | None:
@@ -122,6 +132,7 @@ def make_plan(
     rejected: list[Rejection] = []
     options: list[PlanOption] = []
     evaluated = 0
+    gpus_usable = 0
 
     usable_models = []
     for name in model_names:
@@ -149,18 +160,20 @@ def make_plan(
                 )
             )
             continue
-        precisions = []
-        for precision in constraints.precisions:
+        precisions: list[Precision] = []
+        for wanted in constraints.precisions:
+            precision = serving_precision(gpu, wanted)
             reason = unsupported_reason(gpu, precision)
             if reason:
                 rejected.append(Rejection("*", gpu_name, None, precision, "precision", reason))
-            else:
+            elif precision not in precisions:
                 precisions.append(precision)
+        gpus_usable += bool(precisions)
         largest_instance = max(o.gpu_count for o in offers)
         engine = default_engine_settings(gpu)
         for model in usable_models:
             for tp in tp_sizes:
-                if tp > min(gpu.max_per_node, largest_instance) or model.num_attention_heads % tp:
+                if tp > min(gpu.max_per_node, largest_instance) or not _valid_tp(model, tp):
                     continue
                 cap = constraints.max_gpus
                 if cap is not None and tp > cap:
@@ -206,6 +219,8 @@ def make_plan(
         assumptions=_assumptions(workload, seq_len),
         why=explain_choice(ranked, workload),
         candidates_evaluated=evaluated,
+        models_usable=len(usable_models),
+        gpus_usable=gpus_usable,
     )
 
 
@@ -224,18 +239,11 @@ def _evaluate(
     params: StepParams,
     rejected: list[Rejection],
 ) -> PlanOption | None:
-    def reject(stage: str, reason: str, usd_per_month: float | None = None) -> None:
-        rejected.append(
-            Rejection(
-                candidate.model,
-                candidate.gpu,
-                candidate.tp,
-                candidate.precision,
-                stage,
-                reason,
-                usd_per_month,
-            )
-        )
+    def reject(
+        stage: str, reason: str, usd_per_month: float | None = None, replicas: int | None = None
+    ) -> None:
+        c = candidate
+        rejected.append(Rejection(c.model, c.gpu, c.tp, c.precision, stage, reason, usd_per_month, replicas))
 
     memory = memory_plan(
         model,
@@ -262,14 +270,21 @@ def _evaluate(
     )
     if estimate is None:
         assert perf_rejection is not None
-        reject(perf_rejection.kind, perf_rejection.reason)
+        c = candidate
+        rejected.append(
+            Rejection(
+                c.model, c.gpu, c.tp, c.precision, "slo", perf_rejection.reason, misses=perf_rejection.misses
+            )
+        )
         return None
     replicas = max(1, math.ceil(peak_qps / estimate.max_qps_per_replica - 1e-9))
     gpus_total = replicas * candidate.tp
     cap = workload.constraints.max_gpus
     if cap is not None and gpus_total > cap:
         reject(
-            "max_gpus", f"needs {replicas} replicas = {gpus_total} GPUs, over the cap of {cap} (--max-gpus)"
+            "max_gpus",
+            f"meets the SLO but needs {replicas} replicas = {gpus_total} GPUs, over the cap of {cap} (--max-gpus)",
+            replicas=replicas,
         )
         return None
     cost = cheapest_rental(
@@ -289,13 +304,11 @@ def _evaluate(
             "budget",
             f"${cost.usd_per_month:,.0f}/month for {replicas} replica(s) is over the ${budget:,.0f} budget",
             cost.usd_per_month,
+            replicas,
         )
         return None
     planned = latency_at(estimate, step, shape, peak_qps / replicas)
-    checks = tuple(
-        SloCheck(name, target, point_value(planned, name), point_value(planned, name) <= target * (1 + 1e-9))
-        for name, target in targets.items()
-    )
+    checks = slo_checks(planned, targets)
     return PlanOption(
         rank=0,
         candidate=candidate,

@@ -54,6 +54,24 @@ def _normalized(layer: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+_RATE_BY_USERS = ("users", "requests_per_user_hour")
+
+
+def _without_replaced_rate(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """A rate set in ``layer`` replaces the other form of rate set below it (``--qps`` over a file's ``users``)."""
+    traffic = layer.get("traffic")
+    below = base.get("traffic")
+    if not isinstance(traffic, Mapping) or not isinstance(below, Mapping):
+        return base
+    if "qps" in traffic:
+        drop: tuple[str, ...] = _RATE_BY_USERS
+    elif any(key in traffic for key in _RATE_BY_USERS):
+        drop = ("qps",)
+    else:
+        return base
+    return {**base, "traffic": {key: value for key, value in below.items() if key not in drop}}
+
+
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
@@ -65,8 +83,10 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 
 def validation_message(err: ValidationError, *, prefix: str = "workload") -> str:
-    """One line naming the first invalid field, what is wrong and the value given."""
-    first = err.errors()[0]
+    """One line naming the first invalid field, what is wrong and the value given; a misspelled or unknown key
+    comes first, since it usually explains the errors after it."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     location = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
     message = first["msg"].removeprefix("Value error, ")
     given = first.get("input")
@@ -81,6 +101,10 @@ def load_workload_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise WorkloadFileError(f"cannot read workload file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise WorkloadFileError(
+            f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8 YAML or JSON"
+        ) from err
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as err:
@@ -109,7 +133,8 @@ def build_workload(
     """Merge template < file < overrides and validate once; errors are one ``UsageError`` line."""
     layers: dict[str, Any] = template_defaults(template) if template is not None else {}
     for layer in (file_data or {}, overrides or {}):
-        layers = _merge(layers, _normalized(layer))
+        layer = _normalized(layer)
+        layers = _merge(_without_replaced_rate(layers, layer), layer)
     traffic = layers.get("traffic", {})
     if isinstance(traffic, Mapping) and "prompt_tokens" not in traffic and "output_tokens" not in traffic:
         raise UsageError(

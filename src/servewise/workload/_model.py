@@ -30,7 +30,7 @@ accuracy that a cost planner cannot see."""
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class LengthDistribution(_Frozen):
@@ -53,6 +53,8 @@ class LengthDistribution(_Frozen):
     def _check(self) -> Self:
         if self.kind == "lognormal" and self.cv == 0:
             raise ValueError("a lognormal length needs cv > 0 (use kind: fixed for a constant length)")
+        if self.kind != "lognormal" and self.cv != 0:
+            raise ValueError(f"cv applies to lognormal lengths only; a {self.kind} length has no cv")
         if self.max_tokens is not None and self.max_tokens < self.mean:
             raise ValueError(f"max_tokens {self.max_tokens} is below the mean {self.mean:g}")
         return self
