@@ -44,7 +44,8 @@ class UnknownNameError(UsageError):
         message = f"unknown {kind} {name!r}"
         if self.suggestions:
             message += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
-        message += f" {hint}" if hint else f" See `servewise catalog list {kind}s` for the full list."
+        message += " " if self.suggestions else ". "
+        message += hint or f"See `servewise catalog list {kind}s` for the full list."
         super().__init__(message)
 
 

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text, update
 
 from servewise.catalog import HEAD_REVISION, Catalog, DataKind, load_packaged, open_catalog
 from servewise.catalog._db import FINGERPRINT_KEY, TABLES, connect_engine, migrate
@@ -235,3 +235,127 @@ def test_connection_errors_are_one_line_and_mask_passwords() -> None:
         open_catalog("not a url")
     with pytest.raises(CatalogError, match="no database driver"):
         open_catalog("postgresql+nosuchdriver://bob:s3cret@localhost/db")
+
+
+def test_import_rejects_ints_beyond_the_integer_range_on_every_backend(
+    catalog: Catalog, db_url: str, tmp_path: Path
+) -> None:
+    before = _count(db_url, DataKind.offers)
+    big = OFFER_HEADER + "acme,r,huge,H200,1,3000000000,,1.0,,q,,\n"
+    with pytest.raises(CatalogError, match=r"big\.csv:2: column vcpus: got '3000000000'.*INTEGER range"):
+        catalog.import_csv("offers", _write(tmp_path / "big.csv", big))
+    assert _count(db_url, DataKind.offers) == before
+
+
+def _poison_insert(url: str) -> str:
+    """Make the database itself refuse an offer in region ``boom``; returns the text of the bad cell."""
+    if url.startswith("sqlite"):
+        _execute(
+            url,
+            text(
+                "CREATE TRIGGER no_boom BEFORE INSERT ON cloud_offers WHEN NEW.region = 'boom' "
+                "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+            ),
+        )
+        return "boom"
+    return "boom\x00"  # PostgreSQL text cannot hold NUL: psycopg raises DataError, SQLite would accept it
+
+
+def test_import_database_errors_become_catalog_errors_and_roll_back(
+    catalog: Catalog, db_url: str, tmp_path: Path
+) -> None:
+    region = _poison_insert(db_url)
+    before = _count(db_url, DataKind.offers, "packaged")
+    rows = OFFER_HEADER + "aws,us-east-1,p5.48xlarge,H100-SXM,8,192,2048,50.0,,negotiated,2026-11-01,\n"
+    rows += f"acme,{region},x1,H200,1,,,1.0,,q,,\n"
+    with pytest.raises(CatalogError) as raised:
+        catalog.import_csv("offers", _write(tmp_path / "poison.csv", rows))
+    message = str(raised.value)
+    assert "poison.csv" in message and "nothing was imported" in message and "\n" not in message
+    assert _count(db_url, DataKind.offers, "user") == 0
+    assert _count(db_url, DataKind.offers, "packaged") == before  # the delete of p5.48xlarge rolled back
+
+
+def test_import_keeps_as_of_text_when_the_first_row_is_dated(catalog: Catalog, tmp_path: Path) -> None:
+    header = "provider,model,input_per_1m_usd,output_per_1m_usd,cached_input_per_1m_usd,"
+    header += "max_input_tokens,max_output_tokens,source,as_of\n"
+    body = "acme,m1,1,2,,,,s,2026-01-02\nacme,m2,1,2,,,,s,litellm==1.0\n"
+    assert catalog.import_csv("api-prices", _write(tmp_path / "p.csv", header + body)) == 2
+    notes = {p.model: p.notes for p in catalog.api_prices(provider="acme")}
+    assert notes == {"m1": "", "m2": "as_of: litellm==1.0"}
+    body = "acme,m3,1,2,,,,s,litellm==1.0\nacme,m4,1,2,,,,s,2026-01-02\n"
+    assert catalog.import_csv("api-prices", _write(tmp_path / "q.csv", header + body)) == 2
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_interrupted_migration_leaves_nothing_and_the_next_open_succeeds(db_url: str) -> None:
+    """Stop the first migration after its CREATE TABLEs, before Alembic records the revision."""
+
+    def interrupt(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO ALEMBIC_VERSION"):
+            raise RuntimeError("interrupted")
+
+    event.listen(Engine, "before_cursor_execute", interrupt)
+    try:
+        with pytest.raises(RuntimeError, match="interrupted"):
+            open_catalog(db_url)
+    finally:
+        event.remove(Engine, "before_cursor_execute", interrupt)
+    assert _tables(db_url) == set()
+    with open_catalog(db_url) as catalog:
+        assert len(catalog.accelerators()) == len(load_packaged(benchmarks=False).accelerators)
+
+
+def test_interrupted_first_import_rolls_back_the_migration_too(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import servewise.catalog._db as db_module
+
+    def interrupted(*args: Any) -> None:
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(db_module, "import_packaged", interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        open_catalog(db_url)
+    monkeypatch.undo()
+    assert "accelerators" not in _tables(db_url)
+    with open_catalog(db_url) as catalog:
+        assert catalog.benchmark_count() == len(load_packaged().benchmarks)
+
+
+def test_unknown_name_message_has_a_separator_without_suggestions() -> None:
+    assert str(UnknownNameError("gpu", "nosuch", [])) == (
+        "unknown gpu 'nosuch'. See `servewise catalog list gpus` for the full list."
+    )
+    assert str(UnknownNameError("gpu", "H100-SMX", ["H100-SXM"], hint="Try again.")) == (
+        "unknown gpu 'H100-SMX'; did you mean 'H100-SXM'? Try again."
+    )
+
+
+def test_database_error_during_first_import_is_one_line_and_changes_nothing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import servewise.catalog._db as db_module
+    from servewise.catalog._loader import read_packaged_rows as real
+
+    def duplicated_aliases(kind: DataKind) -> list[dict[str, Any]]:
+        rows = real(kind)
+        return rows + rows[:1] if kind is DataKind.aliases else rows  # breaks uq_aliases_kind_alias
+
+    monkeypatch.setattr(db_module, "read_packaged_rows", duplicated_aliases)
+    with pytest.raises(CatalogError) as raised:
+        open_catalog(db_url)
+    message = str(raised.value)
+    assert message.startswith("cannot prepare the catalog in ") and "nothing was changed" in message
+    assert "\n" not in message and "permission" not in message
+    monkeypatch.undo()
+    assert _tables(db_url) == set()
+    open_catalog(db_url).close()

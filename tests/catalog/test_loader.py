@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +129,96 @@ def test_added_gpus_cite_their_source_and_leave_unknowns_empty() -> None:
 def test_fingerprint_is_stable_hex() -> None:
     assert packaged_fingerprint() == packaged_fingerprint()
     assert len(packaged_fingerprint()) == 64
+
+
+def _csv_of(kind: DataKind, record: Any, **overrides: object) -> str:
+    """A one-row CSV of ``kind`` holding ``record``'s fields, some replaced (``None`` → empty cell)."""
+    values = {**dataclasses.asdict(record), **overrides}
+    cells = ["" if v is None else v.isoformat() if isinstance(v, date) else str(v) for v in values.values()]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([list(values), cells])
+    return out.getvalue()
+
+
+def _first(kind: DataKind) -> Any:
+    return to_record(kind, read_packaged_rows(kind)[0])
+
+
+def test_as_of_text_goes_to_notes_on_every_row_without_a_notes_column() -> None:
+    header = "provider,model,input_per_1m_usd,output_per_1m_usd,cached_input_per_1m_usd,"
+    header += "max_input_tokens,max_output_tokens,source,as_of\n"
+    iso_first = header + "p,m1,1,2,,,,s,2026-01-02\np,m2,1,2,,,,s,litellm==1.0\n"
+    rows = parse_csv(DataKind.api_prices, iso_first, path="a.csv")
+    assert [r["notes"] for r in rows] == ["", "as_of: litellm==1.0"]
+    assert len({frozenset(r) for r in rows}) == 1  # same keys on every row: one executemany
+    text_first = header + "p,m2,1,2,,,,s,litellm==1.0\np,m1,1,2,,,,s,2026-01-02\n"
+    assert [r["notes"] for r in parse_csv(DataKind.api_prices, text_first, path="a.csv")] == [
+        "as_of: litellm==1.0",
+        "",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "column", "rule"),
+    [
+        (DataKind.gpus, {"memory_bw_gbps": 0}, "memory_bw_gbps", "must be > 0"),
+        (DataKind.gpus, {"memory_gb": -80}, "memory_gb", "must be > 0"),
+        (DataKind.gpus, {"intra_node_bw_gbps": 0}, "intra_node_bw_gbps", "must be > 0"),
+        (DataKind.gpus, {"bf16_tflops": 0}, "bf16_tflops", "must be > 0"),
+        (DataKind.gpus, {"int8_tops": -1}, "int8_tops", "must be > 0"),
+        (DataKind.gpus, {"max_per_node": 0}, "max_per_node", "must be >= 1"),
+        (DataKind.gpus, {"memory_bw_gbps": "nan"}, "memory_bw_gbps", "expected a finite number"),
+        (DataKind.models, {"params_b": 0}, "params_b", "must be > 0"),
+        (DataKind.models, {"active_params_b": 0}, "active_params_b", "must be > 0"),
+        (DataKind.models, {"params_b": 1, "active_params_b": 2}, "active_params_b", "must be <= params_b"),
+        (DataKind.models, {"num_layers": 0}, "num_layers", "must be > 0"),
+        (DataKind.models, {"hidden_size": 0}, "hidden_size", "must be > 0"),
+        (DataKind.models, {"num_attention_heads": 0}, "num_attention_heads", "must be > 0"),
+        (DataKind.models, {"num_kv_heads": 0}, "num_kv_heads", "must be > 0"),
+        (DataKind.models, {"vocab_size": -5}, "vocab_size", "must be > 0"),
+        (DataKind.models, {"max_context": 0}, "max_context", "must be > 0"),
+        (DataKind.models, {"kv_bytes_per_token_fp16": 0}, "kv_bytes_per_token_fp16", "must be > 0"),
+        (DataKind.models, {"moe_num_experts": 8, "moe_top_k": 9}, "moe_top_k", "must be <= moe_num_experts"),
+        (DataKind.models, {"max_context": 3_000_000_000}, "max_context", "INTEGER range"),
+        (DataKind.offers, {"gpu_count": -1}, "gpu_count", "must be >= 0"),
+        (DataKind.offers, {"price_per_hour_usd": 0}, "price_per_hour_usd", "must be > 0"),
+        (DataKind.offers, {"spot_price_per_hour_usd": 0}, "spot_price_per_hour_usd", "must be > 0"),
+        (DataKind.api_prices, {"input_per_1m_usd": -1}, "input_per_1m_usd", "must be >= 0"),
+        (DataKind.api_prices, {"output_per_1m_usd": -0.5}, "output_per_1m_usd", "must be >= 0"),
+        (DataKind.api_prices, {"cached_input_per_1m_usd": -1}, "cached_input_per_1m_usd", "must be >= 0"),
+        (DataKind.benchmarks, {"ttft_ms": 0}, "ttft_ms", "must be > 0"),
+        (DataKind.benchmarks, {"tpot_ms": -1}, "tpot_ms", "must be > 0"),
+        (DataKind.benchmarks, {"tp": 0}, "tp", "must be >= 1"),
+        (DataKind.benchmarks, {"isl": 0}, "isl", "must be >= 1"),
+        (DataKind.benchmarks, {"osl": 0}, "osl", "must be >= 1"),
+        (DataKind.benchmarks, {"concurrency": 0}, "concurrency", "must be >= 1"),
+        (DataKind.use_cases, {"prompt_tokens": 0}, "prompt_tokens", "must be > 0"),
+        (DataKind.use_cases, {"itl_p95_ms": 0}, "itl_p95_ms", "must be > 0"),
+        (DataKind.use_cases, {"min_params_b": -1}, "min_params_b", "must be > 0"),
+    ],
+)
+def test_out_of_range_values_name_file_line_column_value_and_rule(
+    kind: DataKind, overrides: dict[str, object], column: str, rule: str
+) -> None:
+    text = _csv_of(kind, _first(kind), **overrides)
+    with pytest.raises(CatalogError) as raised:
+        parse_csv(kind, text, path="mine.csv")
+    message = str(raised.value)
+    assert message.startswith(f"mine.csv:2: column {column}: ") and rule in message, message
+    assert repr(str(overrides[column])) in message and "\n" not in message
+
+
+def test_values_at_the_bounds_are_accepted() -> None:
+    cpu_only = _csv_of(DataKind.offers, _first(DataKind.offers), gpu=None, gpu_count=0)
+    assert parse_csv(DataKind.offers, cpu_only, path="o.csv")[0]["gpu_count"] == 0
+    free = _csv_of(DataKind.api_prices, _first(DataKind.api_prices), input_per_1m_usd=0, output_per_1m_usd=0)
+    assert parse_csv(DataKind.api_prices, free, path="p.csv")[0]["input_per_1m_usd"] == 0
+    dense = _csv_of(DataKind.models, _first(DataKind.models), moe_num_experts=None, moe_top_k=None)
+    assert parse_csv(DataKind.models, dense, path="m.csv")[0]["moe_top_k"] is None
+    edge = _csv_of(DataKind.models, _first(DataKind.models), max_context=2**31 - 1)
+    assert parse_csv(DataKind.models, edge, path="m.csv")[0]["max_context"] == 2**31 - 1
+
+
+def test_every_packaged_row_passes_the_range_rules() -> None:
+    data = load_packaged()  # parse_csv runs the rules on every packaged row; a violation raises here
+    assert data.accelerators and data.benchmarks

@@ -119,3 +119,27 @@ def test_through_main(
     with pytest.raises(SystemExit) as failed:
         main(["catalog", "list", "gpus", "--filter", "nope=1"])
     assert failed.value.code == 2
+
+
+def test_negative_limit_is_rejected(runner: CliRunner) -> None:
+    result = runner.invoke(catalog_app, ["list", "use-cases", "--limit", "-1", "-f", "json"])
+    assert result.exit_code == 2
+    assert "--limit" in result.output
+    every = runner.invoke(catalog_app, ["list", "use-cases", "--limit", "0", "-f", "json"])
+    assert every.exit_code == 0 and len(json.loads(every.stdout)) == 9
+
+
+def test_show_unknown_without_suggestions_reads_as_sentences(runner: CliRunner) -> None:
+    result = runner.invoke(catalog_app, ["show", "qqqqqqqq"])
+    assert result.exit_code == 2
+    assert "'qqqqqqqq' is not a GPU, model or use case in the catalog. See" in " ".join(result.stderr.split())
+
+
+def test_import_errors_are_one_line_without_traceback(runner: CliRunner, tmp_path: Path) -> None:
+    csv_file = tmp_path / "gpus.csv"
+    header = "name,vendor,memory_gb,memory_bw_gbps,fp16_tflops,bf16_tflops,fp8_tflops,int8_tops,fp4_tflops,"
+    header += "interconnect,intra_node_bw_gbps,max_per_node,tdp_w,launch_year,list_price_usd,source\n"
+    csv_file.write_text(header + "X1,acme,80,0,,1000,,,,nvlink,900,8,,,,me\n", encoding="utf-8")
+    result = runner.invoke(catalog_app, ["import", "gpus", str(csv_file)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "gpus.csv:2: column memory_bw_gbps: got '0', must be > 0" in " ".join(result.stderr.split())

@@ -6,7 +6,9 @@ documented defaults the math relies on. The planner and tests can use ``load_pac
 
 Cell rules: an empty cell is ``None`` (or ``""`` for a text column); ``as_of`` is a date when the cell is an
 ISO date, otherwise ``None`` and the text moves to ``notes`` (api_prices.csv records a PyPI version there);
-booleans are ``True``/``False``. Every error names the file, the line and the column.
+booleans are ``True``/``False``; whole numbers must fit a 32-bit SQL ``INTEGER`` and numbers be finite; the
+value ranges of ``_rules.py`` hold for packaged and user rows alike. Every error names the file, the line, the
+column and the value.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -38,6 +41,7 @@ from ._records import (
     ModelSpec,
     UseCaseTemplate,
 )
+from ._rules import INT_MAX, INT_MIN, range_problems
 
 __all__ = [
     "DataKind",
@@ -54,7 +58,7 @@ __all__ = [
 
 Values = dict[str, Any]
 
-_IMPORT_FORMAT = "1"
+_IMPORT_FORMAT = "2"
 """Bumped when parsing changes, so databases re-import the packaged rows even if the files did not change."""
 
 _MAX_REPORTED = 10
@@ -130,21 +134,28 @@ def _parse_cell(text: str, kind: type[Any]) -> Any:
         raise ValueError(f"expected True or False, got {text!r}")
     if kind is int:
         try:
-            return int(text)
+            whole = int(text)
         except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            number = float("nan")
-        if not number.is_integer():
-            raise ValueError(f"expected a whole number, got {text!r}")
-        return int(number)
+            try:
+                number = float(text)
+            except ValueError:
+                number = float("nan")
+            if not number.is_integer():
+                raise ValueError(f"expected a whole number, got {text!r}") from None
+            whole = int(number)
+        if not INT_MIN <= whole <= INT_MAX:
+            raise ValueError(
+                f"got {text!r}, must be between {INT_MIN} and {INT_MAX} (the database's INTEGER range)"
+            )
+        return whole
     if kind is float:
         try:
-            return float(text)
+            real = float(text)
         except ValueError:
             raise ValueError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(real):
+            raise ValueError(f"expected a finite number, got {text!r}")
+        return real
     if kind is date:
         try:
             return date.fromisoformat(text)
@@ -215,10 +226,13 @@ def parse_csv(kind: DataKind, text: str, *, path: str) -> list[Values]:
                 problems.append(f"{path}:{line}: column {name}: {err}")
         if kind is DataKind.aliases and values.get("kind") not in (None, "gpu", "model"):
             problems.append(f"{path}:{line}: column kind: expected gpu or model, got {values['kind']!r}")
+        problems.extend(f"{path}:{line}: {problem}" for problem in range_problems(spec.record, values, row))
         as_of_text = values.pop("_as_of_text", None)
-        if as_of_text:
+        if "notes" in hints:  # on every row, so all rows have the same keys (one executemany)
             notes = values.get("notes") or ""
-            values["notes"] = f"{notes}; as_of: {as_of_text}" if notes else f"as_of: {as_of_text}"
+            if as_of_text:
+                notes = f"{notes}; as_of: {as_of_text}" if notes else f"as_of: {as_of_text}"
+            values["notes"] = notes
         rows.append(values)
     if not problems:
         duplicates = _duplicate_keys(kind, rows)

@@ -14,12 +14,13 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select, true
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from servewise.errors import CatalogError, UnknownNameError
 from servewise.settings import Settings
 
 from ._aliases import GPU_KIND, MODEL_KIND, fold, gpu_family, resolve_gpu, resolve_model
-from ._db import ORIGIN_USER, TABLES, connect_engine, ensure_ready, mask_url
+from ._db import ORIGIN_USER, TABLES, connect_engine, ensure_ready, first_line, mask_url, write_transaction
 from ._health import HealthReport, check_health
 from ._loader import DataKind, key_columns, natural_key, parse_csv, to_record
 from ._records import (
@@ -233,7 +234,8 @@ class Catalog:
         """Add user rows from a CSV of ``kind``; all rows or none. Returns the number of rows written.
 
         A user row replaces any row (packaged or user) with the same natural key and survives packaged-data
-        refreshes. Errors name the file, line and column.
+        refreshes. Errors name the file, line and column; a database error rolls the whole import back and
+        becomes a one-line ``CatalogError``.
         """
         kind = _data_kind(kind)
         file = Path(path)
@@ -247,15 +249,21 @@ class Catalog:
         if not rows:
             raise CatalogError(f"{file} has a header but no rows; nothing imported")
         table = TABLES[kind]
-        with self._engine.begin() as connection:
-            for values in rows:
-                key = natural_key(kind, values)
-                if key is not None:
-                    columns = [table.c[name] for name in key_columns(kind)]
-                    connection.execute(
-                        delete(table).where(*(c == v for c, v in zip(columns, key, strict=True)))
-                    )
-            connection.execute(insert(table), [{**values, "origin": ORIGIN_USER} for values in rows])
+        try:
+            with write_transaction(self._engine) as connection:
+                for values in rows:
+                    key = natural_key(kind, values)
+                    if key is not None:
+                        columns = [table.c[name] for name in key_columns(kind)]
+                        connection.execute(
+                            delete(table).where(*(c == v for c, v in zip(columns, key, strict=True)))
+                        )
+                connection.execute(insert(table), [{**values, "origin": ORIGIN_USER} for values in rows])
+        except (DBAPIError, SQLAlchemyError) as err:
+            raise CatalogError(
+                f"cannot import {file} into {self.url}: {first_line(err)}; nothing was imported (the import "
+                "rolled back); fix the offending values in the file and run the import again"
+            ) from None
         return len(rows)
 
 

@@ -156,7 +156,9 @@ def list_command(
     fmt: FormatOption = OutputFormat.table,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", help="At most N rows (0 = all). Benchmarks default to 50 in table/markdown."),
+        typer.Option(
+            "--limit", min=0, help="At most N rows (0 = all). Benchmarks default to 50 in table/markdown."
+        ),
     ] = None,
     db_url: DbUrlOption = None,
 ) -> None:
@@ -213,7 +215,7 @@ def show_command(
             if family_hint is not None:
                 raise family_hint
             suggestions = [s for m in misses for s in m.suggestions]
-            hint = f"; did you mean {', '.join(repr(s) for s in suggestions[:5])}?" if suggestions else ""
+            hint = f"; did you mean {', '.join(repr(s) for s in suggestions[:5])}?" if suggestions else "."
             raise UsageError(
                 f"{name!r} is not a GPU, model or use case in the catalog{hint} "
                 "See `servewise catalog list gpus|models|use-cases`."
