@@ -49,6 +49,7 @@ __all__ = [
 
 QUANTILES = (0.50, 0.90, 0.95, 0.99)
 """The percentiles every latency estimate reports."""
+_PERCENTILE_INDEX = {"p50_ms": 0, "p90_ms": 1, "p95_ms": 2, "p99_ms": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,19 @@ def steady_state(
     step: StepModel, shape: RequestShape, engine: EngineSettings, qps: float, *, kv_capacity_tokens: int
 ) -> LoadPoint:
     """Latency percentiles of one replica receiving Poisson arrivals at ``qps``."""
-    work = _request_work(step, shape)
+    return _steady_state(step, shape, _request_work(step, shape), engine, qps, kv_capacity_tokens)
+
+
+def _steady_state(
+    step: StepModel,
+    shape: RequestShape,
+    work: _RequestWork,
+    engine: EngineSettings,
+    qps: float,
+    kv_capacity_tokens: int,
+    needed: frozenset[int] = frozenset(range(len(QUANTILES))),
+) -> LoadPoint:
+    """``needed`` are the indices into QUANTILES to compute; the others are reported as 0 (bisection only)."""
     step_s = _mean_step_s(step, work, qps)
     inf = LatencyPercentiles(math.inf, math.inf, math.inf, math.inf)
     if math.isinf(step_s):
@@ -231,7 +244,14 @@ def steady_state(
 
     ttft, itl, e2e = [], [], []
     services: dict[float, float] = {shape.prompt_mean: mean_service}
-    for q, prompt_q, output_q in zip(QUANTILES, shape.prompt_q, shape.output_q, strict=True):
+    for index, (q, prompt_q, output_q) in enumerate(
+        zip(QUANTILES, shape.prompt_q, shape.output_q, strict=True)
+    ):
+        if index not in needed:
+            ttft.append(0.0)
+            itl.append(0.0)
+            e2e.append(0.0)
+            continue
         itl_q = mixed if q > 1.0 - prefill_step_share else plain
         if prompt_q not in services:
             services[prompt_q] = prefill_service_s(prompt_q)[0]
@@ -253,8 +273,8 @@ def steady_state(
     elif running * decode_ctx > kv_capacity_tokens:
         overload = "kv_cache"
 
-    def ms(values: list[float]) -> LatencyPercentiles:
-        return LatencyPercentiles(*(v * 1000.0 for v in values))
+    def ms(v: list[float]) -> LatencyPercentiles:
+        return LatencyPercentiles(v[0] * 1000.0, v[1] * 1000.0, v[2] * 1000.0, v[3] * 1000.0)
 
     return LoadPoint(
         qps=qps,
@@ -268,10 +288,14 @@ def steady_state(
     )
 
 
-def _violations(point: LoadPoint, targets: dict[str, float]) -> list[str]:
-    """SLO fields (``ttft_p95_ms`` …) that ``point`` misses, after the overload cause if any."""
+def _violations(point: LoadPoint, targets: list[tuple[str, str, str, float]]) -> list[str]:
+    """SLO fields (``ttft_p95_ms`` …) that ``point`` misses, after the overload cause if any. ``targets`` holds
+    (name, metric, percentile field, target) so the bisection's inner loop builds no objects."""
     missed = [point.overload] if point.overload else []
-    return missed + [check.name for check in slo_checks(point, targets) if not check.met]
+    for name, metric, field, target in targets:
+        if getattr(getattr(point, metric), field) > target * (1 + 1e-9):
+            missed.append(name)
+    return missed
 
 
 def max_qps_under_slo(
@@ -289,8 +313,14 @@ def max_qps_under_slo(
     Returns ``(qps, binding, point)``: ``binding`` lists what stops a higher rate; when even an idle replica misses
     the SLO, ``qps`` is 0 and ``point`` is the near-zero-load point, so callers can say by how much it misses.
     """
-    idle = steady_state(step, shape, engine, 1e-9, kv_capacity_tokens=kv_capacity_tokens)
-    missed = _violations(idle, targets)
+    work = _request_work(step, shape)
+    checks: list[tuple[str, str, str, float]] = []
+    for name, target in targets.items():
+        metric, percentile, _ = name.split("_")
+        checks.append((name, metric, f"{percentile}_ms", target))
+    needed = frozenset(_PERCENTILE_INDEX[field] for _, _, field, _ in checks)
+    idle = _steady_state(step, shape, work, engine, 1e-9, kv_capacity_tokens)
+    missed = _violations(idle, checks)
     if missed:
         return 0.0, missed, idle
     high = saturation_qps(step, shape)
@@ -299,10 +329,12 @@ def max_qps_under_slo(
     best = idle
     while high - low > rel_tol * max(low, 1e-3 * high):
         mid = (low + high) / 2.0
-        point = steady_state(step, shape, engine, mid, kv_capacity_tokens=kv_capacity_tokens)
-        missed = _violations(point, targets)
+        point = _steady_state(step, shape, work, engine, mid, kv_capacity_tokens, needed)
+        missed = _violations(point, checks)
         if missed:
             high, binding = mid, missed
         else:
             low, best = mid, point
+    if best is not idle:  # the loop computed only the targeted percentiles; report all of them
+        best = _steady_state(step, shape, work, engine, low, kv_capacity_tokens)
     return low, binding, best

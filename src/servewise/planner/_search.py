@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from servewise.catalog import Accelerator, CatalogSnapshot, CloudOffer, ModelSpec
-from servewise.cost import allowed_offers, cheapest_rental
+from servewise.cost import CostEstimate, allowed_offers, cheapest_rental
 from servewise.errors import UnknownNameError
 from servewise.perf import (
     ANALYTICAL_PARAMS,
@@ -133,6 +133,7 @@ def make_plan(
     options: list[PlanOption] = []
     evaluated = 0
     gpus_usable = 0
+    costs: dict[tuple[str, int, int], CostEstimate | None] = {}
 
     usable_models = []
     for name in model_names:
@@ -204,6 +205,7 @@ def make_plan(
                         avg,
                         params_for(gpu, precision),
                         rejected,
+                        costs,
                     )
                     if option is not None:
                         options.append(option)
@@ -238,6 +240,7 @@ def _evaluate(
     avg_qps: float,
     params: StepParams,
     rejected: list[Rejection],
+    costs: dict[tuple[str, int, int], CostEstimate | None],
 ) -> PlanOption | None:
     def reject(
         stage: str, reason: str, usd_per_month: float | None = None, replicas: int | None = None
@@ -287,14 +290,17 @@ def _evaluate(
             replicas=replicas,
         )
         return None
-    cost = cheapest_rental(
-        offers,
-        tp=candidate.tp,
-        replicas=replicas,
-        pricing=workload.constraints.pricing,
-        avg_output_tokens_per_s=avg_qps * shape.output_mean,
-        avg_tokens_per_s=avg_qps * (shape.output_mean + shape.prompt_mean),
-    )
+    cost_key = (candidate.gpu, candidate.tp, replicas)
+    if cost_key not in costs:  # many models share a GPU, TP and replica count: price each placement once
+        costs[cost_key] = cheapest_rental(
+            offers,
+            tp=candidate.tp,
+            replicas=replicas,
+            pricing=workload.constraints.pricing,
+            avg_output_tokens_per_s=avg_qps * shape.output_mean,
+            avg_tokens_per_s=avg_qps * (shape.output_mean + shape.prompt_mean),
+        )
+    cost = costs[cost_key]
     if cost is None:
         reject("price", f"no offer has {candidate.tp} {candidate.gpu} GPUs in one instance")
         return None
