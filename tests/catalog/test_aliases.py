@@ -8,18 +8,23 @@ from servewise.catalog import gpu_family, load_packaged, model_name_forms, resol
 
 DATA = load_packaged(benchmarks=False)
 
+MODEL_ID_EXAMPLES = [
+    ("meta-llama/Llama-3.1-8B-Instruct", "Llama-3.1-8B"),
+    ("nvidia/Llama-3.1-8B-Instruct-FP8", "Llama-3.1-8B"),
+    ("Qwen/Qwen3-235B-A22B-FP8", "Qwen3-235B-A22B"),
+    ("nvidia/Qwen3-32B-NVFP4", "Qwen3-32B"),
+    ("nvidia/DeepSeek-R1-NVFP4", "DeepSeek-R1"),
+    ("zhipuai/GLM-5", "GLM-5"),
+    ("meta-llama/Llama-3.1-70B", "Llama-3.1-70B"),
+    ("together_ai/meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo", "Llama-3.1-8B"),
+]
+"""Benchmark and hosted-API model ids that must resolve to catalog models (also checked through the database)."""
+
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("meta-llama/Llama-3.1-8B-Instruct", "Llama-3.1-8B"),
-        ("nvidia/Llama-3.1-8B-Instruct-FP8", "Llama-3.1-8B"),
-        ("Qwen/Qwen3-235B-A22B-FP8", "Qwen3-235B-A22B"),
-        ("nvidia/Qwen3-32B-NVFP4", "Qwen3-32B"),
-        ("nvidia/DeepSeek-R1-NVFP4", "DeepSeek-R1"),
-        ("zhipuai/GLM-5", "GLM-5"),
-        ("meta-llama/Llama-3.1-70B", "Llama-3.1-70B"),
-        ("together_ai/meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo", "Llama-3.1-8B"),
+        *MODEL_ID_EXAMPLES,
         ("nvidia/DeepSeek-V3.1-NVFP4", "DeepSeek-V3"),
         ("llama 3.1 8b", "Llama-3.1-8B"),
         ("google/gemma-2-9b-it", "Gemma-2-9B"),

@@ -18,6 +18,7 @@ from servewise.catalog import HEAD_REVISION, Catalog, DataKind, load_packaged, o
 from servewise.catalog._db import FINGERPRINT_KEY, TABLES, connect_engine, migrate
 from servewise.catalog._schema import Base
 from servewise.errors import CatalogError, UnknownNameError
+from tests.catalog.test_aliases import MODEL_ID_EXAMPLES
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -113,19 +114,7 @@ def test_fingerprint_change_reimports_and_keeps_user_rows(db_url: str, tmp_path:
     assert _count(db_url, DataKind.offers, "user") == 2
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("meta-llama/Llama-3.1-8B-Instruct", "Llama-3.1-8B"),
-        ("nvidia/Llama-3.1-8B-Instruct-FP8", "Llama-3.1-8B"),
-        ("Qwen/Qwen3-235B-A22B-FP8", "Qwen3-235B-A22B"),
-        ("nvidia/Qwen3-32B-NVFP4", "Qwen3-32B"),
-        ("nvidia/DeepSeek-R1-NVFP4", "DeepSeek-R1"),
-        ("zhipuai/GLM-5", "GLM-5"),
-        ("meta-llama/Llama-3.1-70B", "Llama-3.1-70B"),
-        ("together_ai/meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo", "Llama-3.1-8B"),
-    ],
-)
+@pytest.mark.parametrize(("name", "expected"), MODEL_ID_EXAMPLES)
 def test_model_aliases_resolve(catalog: Catalog, name: str, expected: str) -> None:
     assert catalog.resolve_model(name) == expected
     assert catalog.model(name).name == expected
