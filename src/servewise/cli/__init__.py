@@ -7,15 +7,13 @@ becomes one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
 import typer
-from rich.markup import escape
 
 from servewise.errors import ServewiseError
 
 from ._catalog import catalog_app
-from ._output import stderr_console
+from ._output import fail
 from ._plan import plan_command
 
 __all__ = ["app", "main"]
@@ -37,19 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = app(args=argv, prog_name="servewise", standalone_mode=False)
     except ServewiseError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     except typer.Abort:
-        _fail("aborted", 130)
+        fail("aborted", 130)
     except (
         typer.TyperException
     ) as err:  # Typer's usage errors: no such option, invalid value, missing argument
         code = int(getattr(err, "exit_code", 2))
-        _fail(f"{err.format_message()} (see `servewise --help`)", code)
+        fail(f"{err.format_message()} (see `servewise --help`)", code)
     else:
         if isinstance(result, int) and result:  # typer.Exit(code) returns its code without standalone mode
             sys.exit(result)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    stderr_console().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    sys.exit(code)

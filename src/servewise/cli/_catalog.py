@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -20,7 +20,7 @@ from rich.markup import escape
 from servewise.catalog import Catalog, DataKind, Finding, open_catalog
 from servewise.errors import ServewiseError, UnknownNameError, UsageError
 
-from ._output import Column, OutputFormat, render, stderr_console
+from ._output import Column, OutputFormat, fail, render, stderr_console
 
 __all__ = ["catalog_app"]
 
@@ -67,20 +67,14 @@ _NUMERIC = (int, float)
 _DEFAULT_TABLE_LIMIT = 50
 
 
-def _exit(code: int) -> NoReturn:
-    """``SystemExit``, not ``typer.Exit``: click with ``standalone_mode=False`` (as ``main()`` runs it)
-    returns an ``Exit``'s code instead of raising it, which would turn a failure into exit status 0."""
-    raise SystemExit(code)
-
-
 @contextmanager
 def _reported() -> Iterator[None]:
-    """Servewise errors become one line on stderr and exit code 2, whether or not ``main()`` wraps us."""
+    """Servewise errors become one line on stderr and exit code 2, also when the sub-app runs without ``main()``
+    (as under ``CliRunner``)."""
     try:
         yield
     except ServewiseError as err:
-        stderr_console().print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-        _exit(2)
+        fail(str(err))
 
 
 @contextmanager
@@ -274,7 +268,7 @@ def health_command(
     )
     render(rows, columns, fmt, title="catalog health", json_document=document, caption=caption)
     if report.errors or (strict and report.warnings):
-        _exit(1)
+        raise SystemExit(1)  # the report above says why; SystemExit so the code survives non-standalone mode
 
 
 @catalog_app.command("import")

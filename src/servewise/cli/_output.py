@@ -13,11 +13,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["Column", "OutputFormat", "render", "stderr_console", "stdout_console"]
+__all__ = ["Column", "OutputFormat", "fail", "render", "stderr_console", "stdout_console"]
 
 
 class OutputFormat(StrEnum):
@@ -41,6 +43,15 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     return Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """The one way a command reports bad input: ``error: …`` on one line of stderr, then exit ``code``.
+
+    ``SystemExit`` rather than ``typer.Exit``: without standalone mode Typer returns an Exit's code instead of
+    raising it, which would turn a failure into exit status 0."""
+    stderr_console().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise SystemExit(code)
 
 
 def _cell(value: object) -> str:
