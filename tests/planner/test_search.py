@@ -105,7 +105,9 @@ def test_constraints_filter_and_unknown_names_raise():
     } == {("L40S", "Llama-3.1-8B", "aws")}
     with pytest.raises(UnknownNameError, match="did you mean"):
         _plan(traffic={"qps": 5}, constraints={"gpus": ["H300"]})
-    with pytest.raises(UnknownNameError, match="provider"):
+    with pytest.raises(
+        UnknownNameError, match=r"unknown provider 'awz'; did you mean 'aws'.*Known providers: aws, azure"
+    ):
         _plan(traffic={"qps": 5}, constraints={"providers": ["awz"]})
 
 

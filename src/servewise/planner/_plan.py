@@ -44,10 +44,6 @@ class Candidate:
     precision: Precision
     engine: EngineSettings
 
-    @property
-    def gpus_per_replica(self) -> int:
-        return self.tp
-
     def label(self) -> str:
         return f"{self.model} {self.precision} on {self.tp}x{self.gpu}"
 

@@ -10,7 +10,7 @@ model), price availability and precision support (per GPU), memory (per configur
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from servewise.catalog import Accelerator, CatalogSnapshot, CloudOffer, ModelSpec
 from servewise.cost import CostEstimate, allowed_offers, cheapest_rental
@@ -64,7 +64,7 @@ def max_model_len(workload: Workload) -> int:
     return int(math.ceil(longest / 256.0) * 256)
 
 
-def _pick(names: Sequence[str], known: dict[str, object], kind: str) -> list[str]:
+def _pick(names: Sequence[str], known: Mapping[str, object], kind: str) -> list[str]:
     for name in names:
         if name not in known:
             raise UnknownNameError(kind, name, known)
@@ -114,13 +114,16 @@ def make_plan(
     constraints = workload.constraints
     models = {m.name: m for m in catalog.models}
     gpus = {g.name: g for g in catalog.accelerators}
-    model_names = _pick(constraints.models, models, "model") if constraints.models else sorted(models)  # type: ignore[arg-type]
-    gpu_names = _pick(constraints.gpus, gpus, "gpu") if constraints.gpus else sorted(gpus)  # type: ignore[arg-type]
+    model_names = _pick(constraints.models, models, "model") if constraints.models else sorted(models)
+    gpu_names = _pick(constraints.gpus, gpus, "gpu") if constraints.gpus else sorted(gpus)
     known_providers = {o.provider for o in catalog.offers}
     for provider in constraints.providers:
         if provider.casefold() not in {p.casefold() for p in known_providers}:
             raise UnknownNameError(
-                "provider", provider, known_providers, hint="Known providers come from offers."
+                "provider",
+                provider,
+                known_providers,
+                hint=f"Known providers: {', '.join(sorted(known_providers))}.",
             )
 
     shape = request_shape(workload)
