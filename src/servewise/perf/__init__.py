@@ -3,6 +3,18 @@
 Pure functions of catalog records and plain data; no I/O. Formulas are written out in each module's docstring.
 """
 
+from ._arrivals import (
+    ClosedLoop,
+    OpenLoop,
+    SimRequest,
+    closed_loop,
+    gamma_arrivals,
+    load_trace,
+    poisson_arrivals,
+    sampled_lengths,
+    uniform_lengths,
+)
+from ._calibrate import CalibrationTable, load_fitted_table
 from ._capacity import (
     QUANTILES,
     LatencyPercentiles,
@@ -21,34 +33,53 @@ from ._memory import MemoryPlan, kv_bytes_per_token_per_gpu, memory_plan, weight
 from ._params import ANALYTICAL_PARAMS, StepParams
 from ._precision import BYTES_PER_PARAM, peak_tflops, serving_precision, unsupported_reason
 from ._roofline import StepModel, build_step_model
+from ._scheduler import SimEngine, SimResult, simulate
+from ._simcapacity import SimPoint, simulated_max_qps, simulated_point
 
 __all__ = [
     "ANALYTICAL_PARAMS",
     "BYTES_PER_PARAM",
     "QUANTILES",
+    "CalibrationTable",
+    "ClosedLoop",
     "EngineSettings",
     "LatencyPercentiles",
     "LoadPoint",
     "MemoryPlan",
+    "OpenLoop",
     "PerfEstimate",
     "PerfRejection",
     "RequestShape",
+    "SimEngine",
+    "SimPoint",
+    "SimRequest",
+    "SimResult",
     "SloCheck",
     "StepModel",
     "StepParams",
     "build_step_model",
+    "closed_loop",
     "default_engine_settings",
     "estimate_replica",
+    "gamma_arrivals",
     "kv_bytes_per_token_per_gpu",
     "latency_at",
+    "load_fitted_table",
+    "load_trace",
     "max_qps_under_slo",
     "memory_plan",
     "peak_tflops",
+    "poisson_arrivals",
+    "sampled_lengths",
     "saturation_qps",
     "serving_precision",
+    "simulate",
+    "simulated_max_qps",
+    "simulated_point",
     "slo_checks",
     "slo_value",
     "steady_state",
+    "uniform_lengths",
     "unsupported_reason",
     "weight_bytes",
 ]

@@ -51,6 +51,8 @@ class PerfEstimate:
     engine: EngineSettings
     provenance: Provenance
     basis: str
+    capacity_method: str = "queueing approximation"
+    """``simulated`` when the capacity and latencies come from the scheduler simulation (``perf/_simcapacity``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ Per GPU, in bytes (GB = 10^9 bytes):
 
     budget      = memory_gb × gpu_memory_utilization
     weights     = [(P_total − P_embed) × bytes_per_param(precision) + P_embed × 2] / tp
-                  P_embed = 2 × vocab × hidden (input embedding + LM head, kept 16-bit); MoE: all experts resident
+                  P_embed = 2 × vocab × hidden (input embedding + LM head, kept 16-bit); MoE: all experts resident;
+                  with ``dp`` attention data-parallel ranks the routed experts are split over all tp·dp GPUs
     activation  = max_num_batched_tokens × (2 × I_tok / tp + 4 × hidden) × 2  +  max_num_seqs × vocab / tp × 4
                   I_tok = intermediate (dense) or moe_intermediate × top_k (MoE); the profile run's peak plus fp32
                   logits of the sampler warm-up
@@ -31,7 +32,14 @@ from servewise.types import Precision
 from ._engine import EngineSettings
 from ._precision import BYTES_PER_PARAM
 
-__all__ = ["MemoryPlan", "embedding_params", "kv_bytes_per_token_per_gpu", "memory_plan", "weight_bytes"]
+__all__ = [
+    "MemoryPlan",
+    "embedding_params",
+    "kv_bytes_per_token_per_gpu",
+    "memory_plan",
+    "routed_expert_bytes",
+    "weight_bytes",
+]
 
 _GB = 1e9
 CUDA_GRAPH_RESERVE_GB = 0.5
@@ -69,6 +77,15 @@ def weight_bytes(model: ModelSpec, precision: Precision) -> float:
     return (total - embed) * BYTES_PER_PARAM[precision] + embed * 2.0
 
 
+def routed_expert_bytes(model: ModelSpec, precision: Precision) -> float:
+    """Bytes of a MoE's routed experts: P_exp = (P − P_active) / (1 − k/E) parameters (0 for a dense model)."""
+    if not (model.is_moe and model.moe_num_experts and model.moe_top_k):
+        return 0.0
+    route = model.moe_top_k / model.moe_num_experts
+    params = max(0.0, (model.params_b - model.active_params_b) * 1e9 / (1.0 - route))
+    return min(params * BYTES_PER_PARAM[precision], weight_bytes(model, precision))
+
+
 def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, kv_bytes_per_element: int = 2) -> float:
     """KV bytes one token occupies on one GPU of a ``tp``-way replica."""
     shards = 1 if model.is_mla else max(1, min(tp, model.num_kv_heads))
@@ -96,10 +113,12 @@ def memory_plan(
     *,
     mean_seq_tokens: float,
     max_model_len: int,
+    dp: int = 1,
 ) -> MemoryPlan:
-    """Memory of one GPU of a ``tp``-GPU replica serving sequences of ``mean_seq_tokens`` on average."""
+    """Memory of one GPU of a ``tp``×``dp``-GPU replica serving sequences of ``mean_seq_tokens`` on average."""
     budget = gpu.memory_gb * _GB * engine.gpu_memory_utilization
-    weights = weight_bytes(model, precision) / tp
+    experts = routed_expert_bytes(model, precision)
+    weights = (weight_bytes(model, precision) - experts) / tp + experts / (tp * dp)
     activation = _activation_bytes(model, tp, engine)
     reserve = (CUDA_GRAPH_RESERVE_GB + NON_TORCH_RESERVE_GB + (NCCL_RESERVE_GB if tp > 1 else 0.0)) * _GB
     kv_cache = budget - weights - activation - reserve

@@ -8,7 +8,15 @@ Analytical defaults and where they come from:
     bandwidth_efficiency 0.75   decode kernels stream weights/KV at ~70–80 % of HBM peak
     step_overhead_s      1.0 ms per engine step: scheduling, sampling, launch gaps (vLLM V1 with CUDA graphs)
     allreduce_latency_s  20 µs  per tensor-parallel all-reduce of a small message (NCCL / custom all-reduce, NVLink)
-    allreduce_efficiency 0.70   of the per-direction link bandwidth for large all-reduces
+    allreduce_efficiency 0.70   of the per-direction link bandwidth for large all-reduces (and MoE all-to-all)
+    layer_overhead_s     0      per transformer layer per step: kernel launches that CUDA graphs do not hide; the
+                                analytical default folds it into the step overhead, the fit separates them
+    moe_dispatch_s       20 µs  per MoE layer per step when routed experts are split over several GPUs: the
+                                dispatch/combine all-to-all's fixed latency (token bytes are costed separately)
+    overlap_penalty      0      share of the smaller of a step's compute and memory times that does not overlap
+                                the larger: t = max(c, m) + γ·min(c, m); 0 is the ideal roofline, 1 runs them one
+                                after the other (engines that run prefill and decode kernels back to back)
+    prompt_overhead_s_per_token 0  frontend time per prompt token on TTFT (tokenisation, request transfer)
     request_overhead_s   5 ms   per request on the time to first token: HTTP, tokenisation and hand-off between the
                                 OpenAI server and the engine core (vLLM runs them in separate processes)
 Sanity check, not a fit: Llama-3.1-8B bf16 on one H100 at 8 concurrent requests predicts 7.5 ms per output token;
@@ -35,6 +43,10 @@ class StepParams:
     provenance: Provenance
     basis: str
     """What the parameters rest on: "analytical defaults" or the fitted rows' description."""
+    layer_overhead_s: float = 0.0
+    moe_dispatch_s: float = 20e-6
+    overlap_penalty: float = 0.0
+    prompt_overhead_s_per_token: float = 0.0
 
 
 ANALYTICAL_PARAMS = StepParams(

@@ -9,8 +9,10 @@ model), price availability and precision support (per GPU), memory (per configur
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from servewise.catalog import Accelerator, CatalogSnapshot, CloudOffer, ModelSpec
 from servewise.cost import CostEstimate, allowed_offers, cheapest_rental
@@ -18,13 +20,21 @@ from servewise.errors import UnknownNameError
 from servewise.perf import (
     ANALYTICAL_PARAMS,
     QUANTILES,
+    MemoryPlan,
+    PerfEstimate,
     RequestShape,
+    SimEngine,
+    StepModel,
     StepParams,
     default_engine_settings,
     estimate_replica,
     latency_at,
+    load_fitted_table,
     memory_plan,
+    sampled_lengths,
     serving_precision,
+    simulated_max_qps,
+    simulated_point,
     slo_checks,
     unsupported_reason,
 )
@@ -34,16 +44,45 @@ from servewise.workload import Workload
 from ._plan import PLAN_SCHEMA_VERSION, Candidate, Plan, PlanOption, Rejection
 from ._rank import explain_choice, rank_options
 
-__all__ = ["TP_SIZES", "ParamsLookup", "make_plan", "max_model_len", "request_shape"]
+__all__ = [
+    "SIMULATED_OPTIONS",
+    "TP_SIZES",
+    "ParamsLookup",
+    "analytical_params",
+    "calibrated_params",
+    "make_plan",
+    "max_model_len",
+    "request_shape",
+]
 
 TP_SIZES = (1, 2, 4, 8)
+SIMULATED_OPTIONS = 5
+"""The best-ranked options whose capacity is re-derived by simulation (until the top ones are all simulated)."""
+_MAX_SIMULATIONS = 25
+BACKEND = "vllm"
+"""Plans deploy vLLM (issue #6 writes its manifests), so its calibration applies."""
 
 ParamsLookup = Callable[[Accelerator, Precision], StepParams]
-"""Efficiencies for a (GPU, precision); the default returns the analytical parameters."""
+"""Efficiencies for a (GPU, precision)."""
 
 
-def _analytical(_gpu: Accelerator, _precision: Precision) -> StepParams:
+def analytical_params(_gpu: Accelerator, _precision: Precision) -> StepParams:
     return ANALYTICAL_PARAMS
+
+
+def calibrated_params(gpu: Accelerator, precision: Precision) -> StepParams:
+    """The packaged fit for vLLM on this GPU and precision (with its fallbacks); analytical without a fit."""
+    table = load_fitted_table()
+    return table.params_for(gpu.name, BACKEND, str(precision)) if table else ANALYTICAL_PARAMS
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What re-sizing an option by simulation needs, kept from its analytical evaluation."""
+
+    step: StepModel
+    memory: MemoryPlan
+    offers: tuple[CloudOffer, ...]
 
 
 def request_shape(workload: Workload) -> RequestShape:
@@ -107,8 +146,9 @@ def make_plan(
     workload: Workload,
     catalog: CatalogSnapshot,
     *,
-    params_for: ParamsLookup = _analytical,
+    params_for: ParamsLookup = calibrated_params,
     tp_sizes: Sequence[int] = TP_SIZES,
+    simulate_top: int = SIMULATED_OPTIONS,
 ) -> Plan:
     """Every candidate the constraints allow, evaluated; a pure function of the workload and the catalog."""
     constraints = workload.constraints
@@ -137,6 +177,7 @@ def make_plan(
     evaluated = 0
     gpus_usable = 0
     costs: dict[tuple[str, int, int], CostEstimate | None] = {}
+    contexts: dict[Candidate, _Context] = {}
 
     usable_models = []
     for name in model_names:
@@ -209,11 +250,13 @@ def make_plan(
                         params_for(gpu, precision),
                         rejected,
                         costs,
+                        contexts,
                     )
                     if option is not None:
                         options.append(option)
 
-    ranked = rank_options(options, workload.priority)
+    sizing = _Sizing(workload, shape, targets, peak, avg, rejected, costs)
+    ranked = _refine_by_simulation(options, contexts, sizing, simulate_top)
     return Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         workload=workload,
@@ -244,6 +287,7 @@ def _evaluate(
     params: StepParams,
     rejected: list[Rejection],
     costs: dict[tuple[str, int, int], CostEstimate | None],
+    contexts: dict[Candidate, _Context],
 ) -> PlanOption | None:
     def reject(
         stage: str, reason: str, usd_per_month: float | None = None, replicas: int | None = None
@@ -283,51 +327,171 @@ def _evaluate(
             )
         )
         return None
-    replicas = max(1, math.ceil(peak_qps / estimate.max_qps_per_replica - 1e-9))
-    gpus_total = replicas * candidate.tp
-    cap = workload.constraints.max_gpus
-    if cap is not None and gpus_total > cap:
-        reject(
-            "max_gpus",
-            f"meets the SLO but needs {replicas} replicas = {gpus_total} GPUs, over the cap of {cap} (--max-gpus)",
-            replicas=replicas,
-        )
-        return None
-    cost_key = (candidate.gpu, candidate.tp, replicas)
-    if cost_key not in costs:  # many models share a GPU, TP and replica count: price each placement once
-        costs[cost_key] = cheapest_rental(
-            offers,
-            tp=candidate.tp,
-            replicas=replicas,
-            pricing=workload.constraints.pricing,
-            avg_output_tokens_per_s=avg_qps * shape.output_mean,
-            avg_tokens_per_s=avg_qps * (shape.output_mean + shape.prompt_mean),
-        )
-    cost = costs[cost_key]
-    if cost is None:
-        reject("price", f"no offer has {candidate.tp} {candidate.gpu} GPUs in one instance")
-        return None
-    budget = workload.budget_usd_month
-    if budget is not None and cost.usd_per_month > budget:
-        reject(
-            "budget",
-            f"${cost.usd_per_month:,.0f}/month for {replicas} replica(s) is over the ${budget:,.0f} budget",
-            cost.usd_per_month,
-            replicas,
-        )
-        return None
-    planned = latency_at(estimate, step, shape, peak_qps / replicas)
-    checks = slo_checks(planned, targets)
-    return PlanOption(
-        rank=0,
-        candidate=candidate,
-        replicas=replicas,
-        gpus_total=gpus_total,
-        perf=planned,
-        cost=cost,
-        slo=checks,
-        within_budget=budget is None or cost.usd_per_month <= budget,
+    contexts[candidate] = _Context(step, memory, tuple(offers))
+    sizing = _Sizing(workload, shape, targets, peak_qps, avg_qps, rejected, costs)
+    return sizing.option(
+        candidate, estimate, lambda qps: latency_at(estimate, step, shape, qps), tuple(offers)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sizing:
+    """Replicas, GPU cap, price and budget for a replica estimate: shared by the analytical and simulated passes."""
+
+    workload: Workload
+    shape: RequestShape
+    targets: dict[str, float]
+    peak_qps: float
+    avg_qps: float
+    rejected: list[Rejection]
+    costs: dict[tuple[str, int, int], CostEstimate | None]
+
+    def option(
+        self,
+        candidate: Candidate,
+        estimate: PerfEstimate,
+        at_load: Callable[[float], PerfEstimate],
+        offers: Sequence[CloudOffer],
+    ) -> PlanOption | None:
+        def reject(
+            stage: str, reason: str, usd_per_month: float | None = None, replicas: int | None = None
+        ) -> None:
+            c = candidate
+            self.rejected.append(
+                Rejection(c.model, c.gpu, c.tp, c.precision, stage, reason, usd_per_month, replicas)
+            )
+
+        replicas = max(1, math.ceil(self.peak_qps / estimate.max_qps_per_replica - 1e-9))
+        gpus_total = replicas * candidate.tp
+        cap = self.workload.constraints.max_gpus
+        if cap is not None and gpus_total > cap:
+            reject(
+                "max_gpus",
+                f"meets the SLO but needs {replicas} replicas = {gpus_total} GPUs, over the cap of {cap} "
+                "(--max-gpus)",
+                replicas=replicas,
+            )
+            return None
+        cost_key = (candidate.gpu, candidate.tp, replicas)
+        if cost_key not in self.costs:  # many models share a GPU, TP and replica count: price each once
+            self.costs[cost_key] = cheapest_rental(
+                offers,
+                tp=candidate.tp,
+                replicas=replicas,
+                pricing=self.workload.constraints.pricing,
+                avg_output_tokens_per_s=self.avg_qps * self.shape.output_mean,
+                avg_tokens_per_s=self.avg_qps * (self.shape.output_mean + self.shape.prompt_mean),
+            )
+        cost = self.costs[cost_key]
+        if cost is None:
+            reject("price", f"no offer has {candidate.tp} {candidate.gpu} GPUs in one instance")
+            return None
+        budget = self.workload.budget_usd_month
+        if budget is not None and cost.usd_per_month > budget:
+            reject(
+                "budget",
+                f"${cost.usd_per_month:,.0f}/month for {replicas} replica(s) is over the ${budget:,.0f} budget",
+                cost.usd_per_month,
+                replicas,
+            )
+            return None
+        planned = at_load(self.peak_qps / replicas)
+        return PlanOption(
+            rank=0,
+            candidate=candidate,
+            replicas=replicas,
+            gpus_total=gpus_total,
+            perf=planned,
+            cost=cost,
+            slo=slo_checks(planned, self.targets),
+            within_budget=budget is None or cost.usd_per_month <= budget,
+        )
+
+
+def _refine_by_simulation(
+    options: list[PlanOption], contexts: dict[Candidate, _Context], sizing: _Sizing, top: int
+) -> list[PlanOption]:
+    """Re-size the best-ranked options with simulated capacity, re-rank, and repeat until the ``top`` best are all
+    simulated (or the simulation budget is spent): the chosen option always rests on the simulation."""
+    priority = sizing.workload.priority
+    ranked = rank_options(options, priority)
+    simulated: set[Candidate] = set()
+    for _ in range(_MAX_SIMULATIONS):
+        pending = [o for o in ranked[:top] if o.candidate not in simulated]
+        if not pending:
+            break
+        option = pending[0]
+        simulated.add(option.candidate)
+        replacement = _simulated_option(option, contexts[option.candidate], sizing)
+        options = [o for o in options if o.candidate != option.candidate]
+        if replacement is not None:
+            options.append(replacement)
+        ranked = rank_options(options, priority)
+    return ranked
+
+
+def _lengths(workload: Workload) -> sampled_lengths:
+    prompt, output = workload.traffic.prompt_tokens, workload.traffic.output_tokens
+
+    def clamp(q: float) -> float:
+        return min(max(q, 1e-6), 1 - 1e-6)
+
+    return sampled_lengths(lambda u: prompt.quantile(clamp(u)), lambda u: output.quantile(clamp(u)))
+
+
+def _simulated_option(option: PlanOption, context: _Context, sizing: _Sizing) -> PlanOption | None:
+    candidate = option.candidate
+    engine = candidate.engine
+    sim_engine = SimEngine(
+        engine.max_num_seqs,
+        engine.max_num_batched_tokens,
+        max(1, context.memory.kv_capacity_tokens // engine.block_size_tokens),
+        engine.block_size_tokens,
+    )
+    lengths = _lengths(sizing.workload)
+    hit = sizing.workload.traffic.prefix_share
+    qps, binding, point = simulated_max_qps(
+        context.step,
+        sim_engine,
+        lengths,
+        sizing.targets,
+        start_qps=option.perf.max_qps_per_replica,
+        shape_key=(sizing.shape, context.memory.max_model_len),
+        prefix_hit_ratio=hit,
+    )
+    if qps <= 0 or point is None:
+        c = candidate
+        sizing.rejected.append(
+            Rejection(
+                c.model,
+                c.gpu,
+                c.tp,
+                c.precision,
+                "slo",
+                f"the scheduler simulation misses {', '.join(binding)} even at "
+                f"{option.perf.max_qps_per_replica / 50:.3g} req/s per replica",
+            )
+        )
+        return None
+    estimate = dataclasses.replace(
+        option.perf,
+        max_qps_per_replica=qps,
+        binding=binding,
+        capacity_method="simulated",
+    )
+
+    def at_load(rate: float) -> PerfEstimate:
+        at = simulated_point(context.step, sim_engine, lengths, rate, prefix_hit_ratio=hit)
+        return dataclasses.replace(
+            estimate,
+            qps_per_replica=rate,
+            ttft=at.ttft,
+            itl=at.itl,
+            e2e=at.e2e,
+            output_tokens_per_s=at.output_tokens_per_s,
+        )
+
+    return sizing.option(candidate, estimate, at_load, context.offers)
 
 
 def _assumptions(workload: Workload, seq_len: int) -> tuple[str, ...]:
@@ -344,7 +508,9 @@ def _assumptions(workload: Workload, seq_len: int) -> tuple[str, ...]:
         "a month is 730 h; whole instances are rented",
         "engine: vLLM defaults per GPU (max_num_seqs, max_num_batched_tokens, gpu_memory_utilization 0.9, "
         "16-token KV blocks, 16-bit KV cache)",
-        "latency: analytical roofline step model + steady-state queueing approximation (no measured rows yet)",
+        f"latency: roofline step model with vLLM efficiencies fitted on measured rows where the GPU has them "
+        f"(else fitted on other GPUs); capacity of the {SIMULATED_OPTIONS} best options from the scheduler "
+        "simulation (p95 of 600 Poisson requests), the rest from the queueing approximation",
     ]
     if c.min_params_b:
         lines.insert(
