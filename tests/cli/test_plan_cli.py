@@ -27,8 +27,8 @@ def test_plan_table_marks_the_chosen_row_and_explains(capsys):
     code, out, _ = run(capsys, "plan", "--use-case", "chatbot_conversational", "--qps", "20")
     assert code == 0
     chosen = next(line for line in out.splitlines() if "★" in line)
-    assert "L40S" in chosen or "L4" in chosen or "A10" in chosen
-    assert "✓" in chosen and "analytical" in chosen
+    assert "1x" in chosen and "fp8" in chosen
+    assert "✓" in chosen and ("analytical" in chosen or "calibrated" in chosen)
     assert "why:" in out and "price:" in out and "source" in out
 
 

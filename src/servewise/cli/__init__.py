@@ -12,9 +12,12 @@ import typer
 
 from servewise.errors import ServewiseError
 
+from ._accuracy import accuracy_command
+from ._calibrate import calibrate_command
 from ._catalog import catalog_app
 from ._output import fail
 from ._plan import plan_command
+from ._predict import predict_command
 
 __all__ = ["app", "main"]
 
@@ -27,6 +30,9 @@ app = typer.Typer(
 )
 app.add_typer(catalog_app, name="catalog")
 app.command("plan")(plan_command)
+app.command("predict")(predict_command)
+app.command("accuracy")(accuracy_command)
+app.command("calibrate")(calibrate_command)
 
 
 def main(argv: list[str] | None = None) -> None:

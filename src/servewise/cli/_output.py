@@ -9,17 +9,34 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-__all__ = ["Column", "OutputFormat", "fail", "render", "stderr_console", "stdout_console"]
+from servewise.errors import UsageError
+
+__all__ = [
+    "Column",
+    "OutputFormat",
+    "check_writable",
+    "fail",
+    "progress_bar",
+    "render",
+    "stderr_console",
+    "stdout_console",
+    "write_atomically",
+]
 
 
 class OutputFormat(StrEnum):
@@ -107,3 +124,54 @@ def render(
         style = "bold green" if index == marked_row else None
         table.add_row(*(_cell(row.get(c.key)) for c in columns), style=style)
     stdout_console().print(table)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr for ``total`` units of work; yields ``advance(n)``.
+
+    On stderr so that stdout stays the document (``--format json | jq`` works while the bar runs)."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def check_writable(path: Path, example: str) -> Path:
+    """The resolved target of an output path, or a one-line ``UsageError`` when it cannot be a file we write: checked
+    before long work starts, so a typo in the folder does not cost the run."""
+    target = path.resolve()
+    if target.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder; give a file name such as {path}/{example}")
+    if not target.parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {target.parent} does not exist")
+    return target
+
+
+def write_atomically(path: Path, data: str | bytes, *, flag: str = "-o", example: str = "out.json") -> None:
+    """Write the whole file or nothing: a temporary file in the same folder, then a rename. Errors are one line
+    naming ``flag``."""
+    target = check_writable(path, example)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror}; choose another {flag} path") from err
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; what we write is a document to share
+        os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {err.strerror}; choose another {flag} path") from err
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +16,7 @@ from servewise.planner import Plan, PlanOption, make_plan, plan_document, reject
 from servewise.types import Precision, PricingMode, Priority
 from servewise.workload import Workload, build_workload, load_workload_file
 
-from ._output import Column, OutputFormat, render, stderr_console, stdout_console
+from ._output import Column, OutputFormat, render, stderr_console, stdout_console, write_atomically
 
 __all__ = ["plan_command", "resolve_workload_names", "write_json_atomically"]
 
@@ -87,31 +85,12 @@ def resolve_workload_names(workload: Workload, catalog: Catalog) -> Workload:
     return workload.model_copy(update={"constraints": constraints})
 
 
-def write_json_atomically(path: Path, document: object) -> None:
+def write_json_atomically(
+    path: Path, document: object, *, flag: str = "-o", example: str = "plan.json"
+) -> None:
     """Write the whole file or nothing: a temporary file in the same folder, then a rename."""
-    target = path.resolve()
-    if target.is_dir():
-        raise UsageError(f"cannot write {path}: it is a folder; give a file name such as {path}/plan.json")
-    if not target.parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {target.parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    except OSError as err:
-        raise UsageError(f"cannot write {path}: {err.strerror}; choose another -o path") from err
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plan is a document to share
-        os.replace(tmp, target)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {err.strerror}; choose another -o path") from err
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    write_atomically(path, text, flag=flag, example=example)
 
 
 def _offer_text(cost: CostEstimate) -> str:
@@ -165,7 +144,8 @@ def _row(option: PlanOption, chosen: bool, fancy: bool) -> dict[str, object]:
         "usd_per_hour": round(cost.usd_per_hour, 4),
         "usd_per_month": round(cost.usd_per_month, 2),
         "usd_per_1m_output_tokens": round(cost.usd_per_1m_output_tokens, 4),
-        "provenance": str(option.perf.provenance),
+        "provenance": str(option.perf.provenance)
+        + (" + sim" if option.perf.capacity_method == "simulated" else ""),
         "offer": _offer_text(cost),
     }
 

@@ -1,0 +1,141 @@
+"""The fit: recovers known parameters, agrees with the simulator, falls back level by level, round-trips."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from servewise.catalog import load_packaged
+from servewise.perf import ANALYTICAL_PARAMS
+from servewise.perf._benchpoint import setup_for_row, simulate_point
+from servewise.perf._calibrate import (
+    MIN_ROWS,
+    CalibrationTable,
+    RowFeatures,
+    cross_validate,
+    features_for_rows,
+    fit_table,
+    load_fitted_table,
+    predict_rows,
+)
+from servewise.types import Provenance
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_packaged()
+
+
+@pytest.fixture(scope="module")
+def small_features(data) -> list[RowFeatures]:
+    """A few cheap rows of two groups on one (GPU, backend, precision), plus a second backend."""
+    wanted = [
+        r
+        for r in data.benchmarks
+        if r.system == "h200_sxm" and r.concurrency <= 16 and r.isl <= 1024 and r.osl <= 1024
+    ]
+    features, _ = features_for_rows(wanted[:60], data.models, data.accelerators, data.aliases)
+    return features
+
+
+def _with_measured(features, ttft_ms, tpot_ms):
+    out = []
+    for f, a, b in zip(features, ttft_ms, tpot_ms, strict=True):
+        out.append(dataclasses.replace(f, row=dataclasses.replace(f.row, ttft_ms=float(a), tpot_ms=float(b))))
+    return out
+
+
+def test_feature_prediction_equals_the_simulation_for_any_parameters(data, small_features):
+    params = dataclasses.replace(
+        ANALYTICAL_PARAMS, compute_efficiency=0.4, bandwidth_efficiency=0.5, overlap_penalty=0.6,
+        step_overhead_s=2e-3, request_overhead_s=0.05, prompt_overhead_s_per_token=2e-5,
+    )  # fmt: skip
+    feature = small_features[0]
+    table = CalibrationTable({(): _level((), params)}, "2026-01-01", "", 1)
+    ttft, tpot = predict_rows([feature], table)
+    simulated = simulate_point(feature.setup, table.params_for(*feature.key))
+    assert ttft[0] == pytest.approx(simulated.ttft_ms, rel=1e-6)
+    assert tpot[0] == pytest.approx(simulated.tpot_ms, rel=1e-6)
+
+
+def _level(key, params):
+    from servewise.perf._calibrate import FIT_PARAMETERS, FittedLevel
+
+    return FittedLevel(key, {n: getattr(params, n) for n in FIT_PARAMETERS}, 100)
+
+
+def test_fit_recovers_parameters_that_generated_the_measurements(small_features):
+    truth = dataclasses.replace(ANALYTICAL_PARAMS, compute_efficiency=0.35, bandwidth_efficiency=0.55)
+    table = CalibrationTable({(): _level((), truth)}, "2026-01-01", "", 1)
+    ttft, tpot = predict_rows(small_features, table)
+    fitted = fit_table(_with_measured(small_features, ttft, tpot))
+    params = fitted.levels[()].params
+    again = predict_rows(_with_measured(small_features, ttft, tpot), fitted)
+    # the measurements are reproduced and the bandwidth efficiency (decode-bound rows) is found again
+    assert np.median(np.abs(again[1] / tpot - 1)) < 0.02
+    assert params["bandwidth_efficiency"] == pytest.approx(0.55, rel=0.1)
+    assert params["bandwidth_efficiency"] != pytest.approx(ANALYTICAL_PARAMS.bandwidth_efficiency, rel=0.1)
+
+
+def test_levels_with_few_rows_inherit_their_parent_and_lookups_fall_back(small_features):
+    table = fit_table(small_features)
+    leaf_keys = [k for k in table.levels if len(k) == 3]
+    assert leaf_keys
+    for key in leaf_keys:
+        level = table.levels[key]
+        assert level.fitted == (level.rows >= MIN_ROWS)
+        if not level.fitted:
+            assert level.params == table.levels[key[:2]].params
+    gpu, backend, precision = small_features[0].key
+    assert table.params_for(gpu, backend, precision).provenance is Provenance.calibrated
+    other = table.params_for("L4", backend, precision)
+    assert other.provenance is Provenance.analytical and "other GPUs" in other.basis
+    assert table.params_for("L4", "unknown-backend", "fp8").compute_efficiency == pytest.approx(
+        table.levels[()].params["compute_efficiency"]
+    )
+
+
+def test_table_round_trips_through_json(small_features):
+    table = fit_table(small_features, fitted_on="2026-11-25", data_sha256="abc")
+    again = CalibrationTable.from_json(json.loads(json.dumps(table.to_json())))
+    assert again.fitted_on == "2026-11-25" and again.rows == table.rows
+    for key, level in table.levels.items():
+        assert again.levels[key].row_ids == level.row_ids
+        for name, value in level.params.items():
+            assert again.levels[key].params[name] == pytest.approx(value, rel=1e-5)
+
+
+def test_cross_validation_never_sees_the_held_out_group(small_features):
+    groups = {(f.row.model, f.row.system) for f in small_features}
+    assert len(groups) >= 2
+    held_ttft, held_tpot = cross_validate(small_features)
+    assert np.all(np.isfinite(held_ttft)) and np.all(np.isfinite(held_tpot))
+    in_ttft, _ = predict_rows(small_features, fit_table(small_features))
+    assert not np.allclose(held_ttft, in_ttft)
+
+
+def test_packaged_fit_matches_the_packaged_rows_and_names_them(data):
+    table = load_fitted_table()
+    assert table is not None
+    from servewise.perf._calibrate import data_fingerprint
+
+    assert table.data_sha256 == data_fingerprint(
+        data.benchmarks
+    )  # refresh with scripts/refresh_calibration.py
+    used = {i for level in table.levels.values() if len(level.key) == 3 for i in level.row_ids}
+    assert len(used) == table.rows
+    assert table.rows + table.skipped == len(data.benchmarks)
+
+
+def test_rows_that_cannot_be_simulated_are_skipped_with_a_reason(data):
+    row = next(r for r in data.benchmarks if r.system == "h100_sxm")
+    unknown = dataclasses.replace(row, model="acme/NoSuchModel-7B")
+    features, skipped = features_for_rows([unknown], data.models, data.accelerators, data.aliases)
+    assert features == [] and "unknown model" in skipped[0][1]
+    assert isinstance(
+        setup_for_row(
+            dataclasses.replace(row, system="tpu_v9"), data.models, data.accelerators, data.aliases
+        ),
+        str,
+    )
