@@ -174,8 +174,11 @@ def plot_png(
             ax.set_xlim(low, high)
             ax.set_ylim(low, high)
             ax.legend(loc="lower right")
+        lo, hi = ax.get_xlim()
+        decades = np.log10(hi / lo)
+        subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0, 3.0) if decades <= 4 else (1.0,)
         for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_locator(LogLocator(subs=subs))
             axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
             axis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="major", alpha=0.25)
