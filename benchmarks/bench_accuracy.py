@@ -7,29 +7,23 @@ Prints a table and appends it, with the date and the machine, to docs/benchmarks
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import datetime as dt
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 DATA = ROOT / "src" / "servewise" / "catalog" / "data" / "benchmarks" / "calibration.csv"
-
-
-def _machine() -> str:
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> int:
@@ -50,7 +44,7 @@ def main() -> int:
     if not args.no_append:
         with DOCS.open("a", encoding="utf-8") as handle:
             handle.write(
-                f"\n## accuracy over the calibration set — {dt.date.today()} — {_machine()}\n\n{table}\n"
+                f"\n## accuracy over the calibration set — {dt.date.today()} — {machine()}\n\n{table}\n"
             )
     return 0
 

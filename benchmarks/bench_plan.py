@@ -11,10 +11,12 @@ Measures the planner alone (catalog already in memory, as ``servewise plan`` hol
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from machine import machine
 from servewise.catalog import load_packaged, open_catalog
 from servewise.planner import make_plan
 from servewise.types import Precision
@@ -30,18 +33,6 @@ from servewise.workload import build_workload
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 TARGET_S = 10.0
 """Issue #4: a full-catalog plan whose best options are sized by the scheduler simulation."""
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def _time(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -105,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_append:
         stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         section = (
-            f"\n## bench_plan — {stamp}\n\nMachine: {_machine()}. Repeats: {args.repeats}.\n"
+            f"\n## bench_plan — {stamp}\n\nMachine: {machine()}. Repeats: {args.repeats}.\n"
             f"Scope: {scope}.\n\n{table}\n"
         )
         DOCS.parent.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,12 @@ few dozen simulated points stays within seconds.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +28,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from machine import machine
 from servewise.catalog import load_packaged
 from servewise.perf import (
     ANALYTICAL_PARAMS,
@@ -62,18 +65,6 @@ SCENARIOS = (
     Scenario("Qwen3-30B-A3B", "H200", 0.50),  # MoE; H200 so the KV cache (~650k tokens) does not bind first
     Scenario("Qwen3-30B-A3B", "H200", 0.90),
 )
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 @dataclass(frozen=True)
@@ -172,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_append:
         stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         section = (
-            f"\n## bench_sim — {stamp}\n\nMachine: {_machine()}. Repeats: {args.repeats}.\n"
+            f"\n## bench_sim — {stamp}\n\nMachine: {machine()}. Repeats: {args.repeats}.\n"
             f"Scope: {scope}.\n\n{markdown}\n"
         )
         with DOCS.open("a", encoding="utf-8") as handle:
