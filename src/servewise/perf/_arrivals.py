@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -68,15 +69,14 @@ def _lengths(rng: np.random.Generator, sampler: LengthSampler, n: int) -> list[t
     return [(max(1, int(p)), max(1, int(o))) for p, o in zip(prompts, outputs, strict=True)]
 
 
-class LengthSampler:
-    """Draws (prompt, output) token counts; subclasses only override ``__call__``."""
+class LengthSampler(Protocol):
+    """Draws ``n`` (prompt, output) token counts from ``rng``."""
 
-    def __call__(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+    def __call__(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True, slots=True)
-class uniform_lengths(LengthSampler):
+class uniform_lengths:
     """Uniform on [ratio × len, len] per request, as ``vllm bench serve --random-range-ratio`` draws them."""
 
     prompt_tokens: int
@@ -92,7 +92,7 @@ class uniform_lengths(LengthSampler):
 
 
 @dataclass(frozen=True, slots=True)
-class sampled_lengths(LengthSampler):
+class sampled_lengths:
     """Lengths from inverse-CDF functions (a workload's length distributions): u ∈ [0, 1) → tokens."""
 
     prompt_quantile: Callable[[float], float]
@@ -185,7 +185,3 @@ def _trace_request(path: Path, line: int, row: dict[str, str | None]) -> SimRequ
     if prompt < 1 or output < 1 or not math.isfinite(time_s) or time_s < 0:
         raise UsageError(f"{path}:{line}: token counts must be >= 1 and time_s a finite number >= 0")
     return SimRequest(prompt, output, time_s)
-
-
-def as_requests(pairs: Sequence[tuple[int, int]]) -> tuple[SimRequest, ...]:
-    return tuple(SimRequest(p, o) for p, o in pairs)

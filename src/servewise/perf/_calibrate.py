@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from servewise.catalog import Accelerator, Alias, BenchmarkRow, ModelSpec
-from servewise.types import Precision, Provenance
+from servewise.types import Provenance
 
 from ._benchpoint import BenchmarkSetup, setup_for_row, simulate_point, step_model_for
 from ._params import ANALYTICAL_PARAMS, StepParams
@@ -522,7 +522,3 @@ def data_fingerprint(rows: Iterable[BenchmarkRow]) -> str:
     for row in rows:
         digest.update(f"{row.source_row_id}|{row.ttft_ms!r}|{row.tpot_ms!r}\n".encode())
     return digest.hexdigest()
-
-
-def precision_of(value: str) -> Precision:
-    return Precision(value)
