@@ -79,6 +79,16 @@ def test_open_loop_queues_more_at_a_higher_rate(cli, analytical):
     assert heavy["output_tokens_per_s"] > 10 * light["output_tokens_per_s"]
 
 
+def test_a_lone_request_waits_the_same_however_it_arrives(cli):
+    """With the packaged fit (whose TTFT has per-benchmark-client terms): a request alone in the engine sees the same
+    TTFT from one closed-loop client as from a trickle of Poisson arrivals, which have no benchmark clients. Before
+    open loop dropped those terms it was charged for max_num_seqs (1024) clients."""
+    closed = _json(cli, *POINT, "--concurrency", "1", "--requests", "200")
+    trickle = _json(cli, *POINT, "--qps", "0.2", "--requests", "200")
+    c, o = closed["latency_ms"]["ttft"]["p50"], trickle["latency_ms"]["ttft"]["p50"]
+    assert o == pytest.approx(c, rel=0.1)
+
+
 def test_seed_and_requests_are_honoured(cli, analytical):
     first = _json(cli, *POINT, "--qps", "10", "--requests", "300", "--seed", "1")
     again = _json(cli, *POINT, "--qps", "10", "--requests", "300", "--seed", "1")

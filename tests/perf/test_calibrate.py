@@ -19,6 +19,12 @@ from servewise.perf._calibrate import (
     load_fitted_table,
     predict_rows,
 )
+from servewise.perf._correction import (
+    SHRINK_ROWS_TPOT,
+    SHRINK_ROWS_TTFT,
+    ModelCorrection,
+    fit_corrections,
+)
 from servewise.types import Provenance
 
 
@@ -50,6 +56,7 @@ def test_feature_prediction_equals_the_simulation_for_any_parameters(data, small
     params = dataclasses.replace(
         ANALYTICAL_PARAMS, compute_efficiency=0.4, bandwidth_efficiency=0.5, overlap_penalty=0.6,
         step_overhead_s=2e-3, request_overhead_s=0.05, prompt_overhead_s_per_token=2e-5,
+        client_overhead_s_per_client=1e-3, client_prompt_overhead_s_per_token=1e-7,
     )  # fmt: skip
     feature = small_features[0]
     table = CalibrationTable({(): _level((), params)}, "2026-01-01", "", 1)
@@ -106,6 +113,36 @@ def test_table_round_trips_through_json(small_features):
             assert again.levels[key].params[name] == pytest.approx(value, rel=1e-5)
 
 
+def test_model_correction_is_the_shrunk_median_ratio_and_falls_back_to_the_model():
+    # 20 rows of M on vllm measured 2x the prediction (log ratio ln 2), 20 on sglang at 1x:
+    # (M, vllm): exp(ln 2 x 20 / (20 + 20)) = sqrt(2); (M,): median of 20 x ln 2 and 20 x 0 = ln 2 / 2,
+    # shrunk by 40 / (40 + 20) -> exp(ln 2 / 3) = 2^(1/3). TPOT (ratios negated) shrinks with 40 pseudo-rows:
+    # (M, vllm): exp(-ln 2 x 20 / 60) = 2^(-1/3)
+    assert (SHRINK_ROWS_TTFT, SHRINK_ROWS_TPOT) == (20.0, 40.0)
+    ratios = np.array([np.log(2.0)] * 20 + [0.0] * 20)
+    fitted = fit_corrections(["M"] * 40, ["vllm"] * 20 + ["sglang"] * 20, ratios, -ratios)
+    assert fitted[("M", "vllm")].ttft_factor == pytest.approx(2**0.5)
+    assert fitted[("M", "vllm")].tpot_factor == pytest.approx(2 ** (-1 / 3))
+    assert fitted[("M", "sglang")].ttft_factor == pytest.approx(1.0)
+    assert fitted[("M",)].ttft_factor == pytest.approx(2 ** (1 / 3))
+    table = CalibrationTable({}, "2026-01-01", "", 0, model_corrections=fitted)
+    assert table.correction_for("M", "trtllm") == fitted[("M",)]  # no trtllm rows: the model's own factor
+    assert table.correction_for("Other", "vllm") is None
+
+
+def test_predictions_carry_the_models_correction_and_it_round_trips(small_features):
+    table = fit_table(small_features)
+    name, backend = small_features[0].setup.model.name, small_features[0].setup.backend
+    plain = dataclasses.replace(table, model_corrections={})
+    doubled = dataclasses.replace(table, model_corrections={(name, backend): ModelCorrection(2.0, 0.5, 10)})
+    base_ttft, base_tpot = predict_rows(small_features[:1], plain)
+    ttft, tpot = predict_rows(small_features[:1], doubled)
+    assert ttft[0] == pytest.approx(2.0 * base_ttft[0]) and tpot[0] == pytest.approx(0.5 * base_tpot[0])
+    again = CalibrationTable.from_json(json.loads(json.dumps(doubled.to_json())))
+    assert again.model_corrections == doubled.model_corrections
+    assert table.model_corrections  # fit_table learns them from the rows it fits
+
+
 def test_cross_validation_never_sees_the_held_out_group(small_features):
     groups = {(f.row.model, f.row.system) for f in small_features}
     assert len(groups) >= 2
@@ -139,3 +176,29 @@ def test_rows_that_cannot_be_simulated_are_skipped_with_a_reason(data):
         ),
         str,
     )
+
+
+def test_cross_validation_also_hides_the_same_model_on_the_same_system_under_another_name(
+    small_features, monkeypatch
+):
+    import servewise.perf._calibrate as calibrate
+
+    first = small_features[0]
+    renamed = [
+        dataclasses.replace(f, row=dataclasses.replace(f.row, model="vendor/re-export"))
+        if i % 2 and (f.setup.model.name, f.row.system) == (first.setup.model.name, first.row.system)
+        else f
+        for i, f in enumerate(small_features)
+    ]
+    seen: list[list[RowFeatures]] = []
+    real_fit = calibrate.fit_table
+    monkeypatch.setattr(
+        calibrate, "fit_table", lambda train, **kw: seen.append(list(train)) or real_fit(train)
+    )
+    cross_validate(renamed)
+    pair = (first.setup.model.name, first.row.system)
+    held_out_folds = [
+        train for train in seen if all((f.setup.model.name, f.row.system) != pair for f in train)
+    ]
+    # both names of that model on that system are held out together: two folds fit without any of its rows
+    assert len(held_out_folds) >= 2

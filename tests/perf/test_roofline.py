@@ -68,3 +68,19 @@ def test_efficiencies_scale_the_roof():
     b = build_step_model(model(), accelerator(), 1, Precision.bf16, slower)
     args = {"tokens": 1, "sampled_seqs": 1, "attn_pairs": 0, "kv_read_tokens": 0}
     assert b.step_time_s(**args) - 1e-3 == pytest.approx(2 * (a.step_time_s(**args) - 1e-3))
+
+
+def test_frontend_overhead_grows_with_the_clients_of_a_closed_loop():
+    params = dataclasses.replace(
+        ANALYTICAL_PARAMS,
+        request_overhead_s=0.02,
+        client_overhead_s_per_client=1e-3,
+        prompt_overhead_s_per_token=1e-5,
+        client_prompt_overhead_s_per_token=1e-7,
+    )
+    alone = build_step_model(model(), accelerator(), 1, Precision.bf16, params)
+    loaded = build_step_model(model(), accelerator(), 1, Precision.bf16, params, clients=64)
+    assert alone.request_overhead_s == pytest.approx(0.02)  # open loop: client count unknown, no term
+    assert loaded.request_overhead_s == pytest.approx(0.02 + 64 * 1e-3)  # 20 ms + 64 x 1 ms = 84 ms
+    assert alone.prompt_overhead_s_per_token == pytest.approx(1e-5)
+    assert loaded.prompt_overhead_s_per_token == pytest.approx(1e-5 + 64 * 1e-7)  # 10 µs + 6.4 µs per token

@@ -184,6 +184,7 @@ _LEVEL_COLUMNS = (
     Column("bandwidth_efficiency", "bandwidth eff", numeric=True),
     Column("step_overhead_ms", "step overhead ms", numeric=True),
     Column("request_overhead_ms", "request overhead ms", numeric=True),
+    Column("client_overhead_ms", "per-client overhead ms", numeric=True),
 )
 
 
@@ -201,6 +202,7 @@ def _level_row(level: FittedLevel) -> dict[str, object]:
         "bandwidth_efficiency": round(p["bandwidth_efficiency"], 4),
         "step_overhead_ms": round(p["step_overhead_s"] * 1000.0, 4),
         "request_overhead_ms": round(p["request_overhead_s"] * 1000.0, 4),
+        "client_overhead_ms": round(p.get("client_overhead_s_per_client", 0.0) * 1000.0, 4),
     }
 
 
@@ -254,8 +256,13 @@ def calibrate_command(
         "rows": table.rows,
         "skipped": table.skipped,
         "levels": shown,
+        "model_corrections": table.to_json()["model_corrections"],
     }
-    caption = f"{fitted} of {len(levels)} levels fitted on {table.rows} rows ({table.skipped} skipped)"
+    models = len({key[0] for key in table.model_corrections})
+    caption = (
+        f"{fitted} of {len(levels)} levels fitted on {table.rows} rows ({table.skipped} skipped); "
+        f"TTFT/TPOT factors for {models} model(s) in the JSON"
+    )
     if fitted < len(levels):
         caption += "; an inherited level has too few rows to fit and uses its parent's values"
     render(shown, _LEVEL_COLUMNS, fmt, title="calibration levels", json_document=document, caption=caption)

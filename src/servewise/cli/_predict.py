@@ -9,6 +9,7 @@ the step model's efficiencies for (GPU, backend, precision) from the calibration
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from enum import StrEnum
 from pathlib import Path
@@ -248,6 +249,10 @@ def predict_command(
     )
     if isinstance(setup, str):
         raise UsageError(f"{spec.name} {precision} on {_placement(tp, dp, accelerator.name)}: {setup}")
+    if qps is not None:
+        # The fitted per-client frontend terms describe a benchmark's pool of concurrent clients; an open-loop rate
+        # has none, as in the planner's open-loop capacity.
+        setup = dataclasses.replace(setup, clients=0)
     params, calibration_label = _params_for(setup, calibration)
     lengths = uniform_lengths(isl, osl, RANGE_RATIO)
     workload: Any

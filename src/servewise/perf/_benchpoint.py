@@ -67,6 +67,8 @@ class BenchmarkSetup:
     kv_bytes: int
     workload: ClosedLoop
     label: str
+    clients: int = 0
+    """The benchmark's concurrency (all ranks): the frontend serves every client."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,19 @@ def setup_for_point(
     )
     engine = SimEngine(seqs, budget, max(1, memory.kv_capacity_tokens // settings.block_size_tokens))
     label = f"{model.name} {backend} {tp}x{dp} {gpu.name} {precision} {isl}/{osl} c={concurrency}"
-    return BenchmarkSetup(model, gpu, precision, backend, tp, dp, engine, kv_bytes, workload, label)
+    return BenchmarkSetup(
+        model,
+        gpu,
+        precision,
+        backend,
+        tp,
+        dp,
+        engine,
+        kv_bytes,
+        workload,
+        label,
+        clients=concurrency,
+    )
 
 
 def setup_for_row(
@@ -172,7 +186,14 @@ def setup_for_row(
 
 def step_model_for(setup: BenchmarkSetup, params: StepParams) -> StepModel:
     return build_step_model(
-        setup.model, setup.gpu, setup.tp, setup.precision, params, kv_bytes=setup.kv_bytes, dp=setup.dp
+        setup.model,
+        setup.gpu,
+        setup.tp,
+        setup.precision,
+        params,
+        kv_bytes=setup.kv_bytes,
+        dp=setup.dp,
+        clients=setup.clients,
     )
 
 

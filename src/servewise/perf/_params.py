@@ -17,6 +17,12 @@ Analytical defaults and where they come from:
                                 the larger: t = max(c, m) + γ·min(c, m); 0 is the ideal roofline, 1 runs them one
                                 after the other (engines that run prefill and decode kernels back to back)
     prompt_overhead_s_per_token 0  frontend time per prompt token on TTFT (tokenisation, request transfer)
+    client_overhead_s_per_client 0  frontend time on TTFT per concurrent client of a closed-loop benchmark (the
+                                HTTP server and the client share one event loop each; their per-request work
+                                grows with the requests in flight); applied where the client count is known
+    client_prompt_overhead_s_per_token 0  the same per client and prompt token: an empirical term for frontend and
+                                scheduling work that grows with both the wave size and the prompt length (the fit
+                                finds 0.3–1 ns, far below a tokeniser's cost, so it is not tokenisation alone)
     request_overhead_s   5 ms   per request on the time to first token: HTTP, tokenisation and hand-off between the
                                 OpenAI server and the engine core (vLLM runs them in separate processes)
 Sanity check, not a fit: Llama-3.1-8B bf16 on one H100 at 8 concurrent requests predicts 7.5 ms per output token;
@@ -47,6 +53,8 @@ class StepParams:
     moe_dispatch_s: float = 20e-6
     overlap_penalty: float = 0.0
     prompt_overhead_s_per_token: float = 0.0
+    client_overhead_s_per_client: float = 0.0
+    client_prompt_overhead_s_per_token: float = 0.0
 
 
 ANALYTICAL_PARAMS = StepParams(

@@ -169,8 +169,10 @@ def build_step_model(
     *,
     kv_bytes: int = 2,
     dp: int = 1,
+    clients: int = 0,
 ) -> StepModel:
-    """Coefficients of ``model`` at ``precision`` on ``tp`` × ``dp`` × ``gpu`` with efficiencies ``params``."""
+    """Coefficients of ``model`` at ``precision`` on ``tp`` × ``dp`` × ``gpu`` with efficiencies ``params``;
+    ``clients`` (a closed loop's concurrency, 0 when unknown) scales the per-client frontend overhead."""
     embed = embedding_params(model)
     active = model.active_params_b * 1e9
     linear_params = max(active - embed, 0.1 * active)
@@ -209,9 +211,11 @@ def build_step_model(
             + model.num_layers * params.layer_overhead_s
             + split_moe_layers * params.moe_dispatch_s
         ),
-        request_overhead_s=params.request_overhead_s,
+        request_overhead_s=params.request_overhead_s + clients * params.client_overhead_s_per_client,
         overlap_penalty=params.overlap_penalty,
-        prompt_overhead_s_per_token=params.prompt_overhead_s_per_token,
+        prompt_overhead_s_per_token=(
+            params.prompt_overhead_s_per_token + clients * params.client_prompt_overhead_s_per_token
+        ),
         routing_ranks=dp,
         layers=model.num_layers,
         allreduces=allreduces,
