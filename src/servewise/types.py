@@ -33,8 +33,13 @@ class Provenance(StrEnum):
 
 
 class PricingMode(StrEnum):
+    """How rented GPUs are paid for: list price, spot, or a 1-/3-year commitment (a discount off on-demand; the
+    discounts and the spot terms live in ``cost.PricingTerms``)."""
+
     on_demand = "on-demand"
     spot = "spot"
+    reserved_1y = "reserved-1y"
+    reserved_3y = "reserved-3y"
 
 
 class Priority(StrEnum):

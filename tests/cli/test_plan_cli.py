@@ -52,8 +52,17 @@ def test_plan_json_is_the_documented_document_and_o_writes_the_same(capsys, tmp_
         "candidates_evaluated",
         "models_usable",
         "gpus_usable",
+        "alerts",
     }
     option = document["options"][document["chosen"]]
+    # no budget given: the alert thresholds are 80/95/100 % of the chosen option's monthly cost
+    alerts = document["alerts"]
+    assert alerts["budget_source"] == "chosen option"
+    assert alerts["budget_usd_month"] == pytest.approx(option["cost"]["usd_per_month"])
+    assert [level["threshold_usd"] for level in alerts["levels"]] == pytest.approx(
+        [0.8 * alerts["budget_usd_month"], 0.95 * alerts["budget_usd_month"], alerts["budget_usd_month"]]
+    )
+    assert alerts["policy"]["anomaly_factor"] == 1.5 and alerts["policy"]["anomaly_baseline"] == "median"
     assert set(option) == {
         "rank",
         "candidate",
@@ -92,6 +101,9 @@ def test_plan_from_a_yaml_file_with_users_and_flags_on_top(capsys, tmp_path: Pat
     assert document["peak_qps"] == pytest.approx(2000 * 6 / 3600 * 3)
     assert {o["candidate"]["gpu"] for o in document["options"]} <= {"H100-SXM", "H100-PCIe", "H100-NVL"}
     assert document["workload"]["constraints"]["gpus"] == ["H100-SXM", "H100-PCIe", "H100-NVL"]
+    # the workload's budget sets the alert thresholds: 80 % of $50,000 = $40,000, 95 % = $47,500
+    assert document["alerts"]["budget_source"] == "workload"
+    assert [level["threshold_usd"] for level in document["alerts"]["levels"]] == [40_000, 47_500, 50_000]
 
 
 def test_show_rejected_lists_reasons(capsys):

@@ -18,6 +18,7 @@ from ._records import (
     BenchmarkRow,
     CatalogSnapshot,
     CloudOffer,
+    CpuSpec,
     ModelSpec,
     UseCaseTemplate,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "Catalog",
     "CatalogSnapshot",
     "CloudOffer",
+    "CpuSpec",
     "DataKind",
     "Finding",
     "HealthReport",

@@ -41,6 +41,7 @@ from ._schema import (
     BenchmarkRowRow,
     CatalogMetaRow,
     CloudOfferRow,
+    CpuRow,
     ModelRow,
     UseCaseRow,
 )
@@ -62,7 +63,7 @@ __all__ = [
     "write_transaction",
 ]
 
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_cpus"
 """The newest file in ``migrations/versions``; a test checks it against Alembic's script directory."""
 
 FINGERPRINT_KEY = "packaged_fingerprint"
@@ -77,6 +78,7 @@ _ORM: dict[DataKind, type[Base]] = {
     DataKind.benchmarks: BenchmarkRowRow,
     DataKind.use_cases: UseCaseRow,
     DataKind.aliases: AliasRow,
+    DataKind.cpus: CpuRow,
 }
 TABLES: dict[DataKind, Table] = {kind: cast(Table, orm.__table__) for kind, orm in _ORM.items()}
 _META = cast(Table, CatalogMetaRow.__table__)

@@ -38,6 +38,7 @@ from ._records import (
     BenchmarkRow,
     CatalogSnapshot,
     CloudOffer,
+    CpuSpec,
     ModelSpec,
     UseCaseTemplate,
 )
@@ -74,6 +75,7 @@ class DataKind(StrEnum):
     benchmarks = "benchmarks"
     use_cases = "use-cases"
     aliases = "aliases"
+    cpus = "cpus"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,9 @@ _SPECS: dict[DataKind, _KindSpec] = {
     ),
     DataKind.use_cases: _KindSpec(UseCaseTemplate, ("additions/use_cases.csv",), ("name",)),
     DataKind.aliases: _KindSpec(Alias, ("additions/aliases.csv",), ("kind", "alias")),
+    DataKind.cpus: _KindSpec(
+        CpuSpec, ("catalog/cpus.csv", "additions/cpus.csv"), ("provider", "instance_type")
+    ),
 }
 
 
@@ -331,6 +336,7 @@ class PackagedData:
     benchmarks: tuple[BenchmarkRow, ...]
     use_cases: tuple[UseCaseTemplate, ...]
     aliases: tuple[Alias, ...]
+    cpus: tuple[CpuSpec, ...] = ()
 
     def snapshot(self) -> CatalogSnapshot:
         return CatalogSnapshot(
@@ -339,6 +345,7 @@ class PackagedData:
             offers=self.offers,
             api_prices=self.api_prices,
             use_cases=self.use_cases,
+            cpus=self.cpus,
         )
 
 
@@ -356,4 +363,5 @@ def load_packaged(*, benchmarks: bool = True) -> PackagedData:
         benchmarks=_records(DataKind.benchmarks) if benchmarks else (),
         use_cases=_records(DataKind.use_cases),
         aliases=_records(DataKind.aliases),
+        cpus=_records(DataKind.cpus),
     )

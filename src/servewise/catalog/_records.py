@@ -22,6 +22,7 @@ __all__ = [
     "BenchmarkRow",
     "CatalogSnapshot",
     "CloudOffer",
+    "CpuSpec",
     "ModelSpec",
     "UseCaseTemplate",
 ]
@@ -106,6 +107,36 @@ class CloudOffer:
     """Host RAM as the provider lists it."""
     price_per_hour_usd: float
     spot_price_per_hour_usd: float | None
+    source: str
+    as_of: date | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSpec:
+    """The CPU share of one CPU-only instance type: what the CPU step model (``perf/_cpu.py``) needs.
+
+    Why per instance type and not per CPU SKU: a cloud VM gets a slice of a socket, and its memory bandwidth and
+    matrix throughput scale with that slice. ``memory_bw_gbps`` is that slice's share of the socket's bandwidth,
+    an assumption (providers do not publish it) that each row's ``notes`` states.
+    """
+
+    provider: str
+    instance_type: str
+    cpu_model: str
+    vcpus: int
+    physical_cores: int
+    """Cores behind the vCPUs (two hyper-threads per core on x86)."""
+    socket_cores: int
+    socket_memory_bw_gbps: float
+    """Peak DRAM bandwidth of the whole socket (channels × transfer rate × 8 bytes)."""
+    memory_bw_gbps: float
+    """Peak DRAM bandwidth this instance can count on: the socket's × physical_cores / socket_cores."""
+    bf16_tflops: float | None
+    """Dense BF16 matrix peak of the instance's cores (AMX on Sapphire Rapids); empty without BF16 units."""
+    int8_tops: float | None
+    isa: str
+    """Matrix/vector extensions, ``+``-separated (``avx512+amx_bf16+amx_int8``)."""
     source: str
     as_of: date | None = None
     notes: str = ""
@@ -200,3 +231,5 @@ class CatalogSnapshot:
     offers: tuple[CloudOffer, ...]
     api_prices: tuple[ApiPrice, ...] = ()
     use_cases: tuple[UseCaseTemplate, ...] = ()
+    cpus: tuple[CpuSpec, ...] = ()
+    """CPU specs of CPU-only instance types (for CPU serving options)."""

@@ -30,6 +30,7 @@ from ._records import (
     BenchmarkRow,
     CatalogSnapshot,
     CloudOffer,
+    CpuSpec,
     ModelSpec,
     UseCaseTemplate,
 )
@@ -106,6 +107,12 @@ class Catalog:
         where = [func.lower(table.c.provider) == provider.casefold()] if provider is not None else []
         return self._records(DataKind.api_prices, *where)
 
+    def cpus(self, *, provider: str | None = None) -> list[CpuSpec]:
+        """CPU specs of CPU-only instance types (``provider`` exact, case-insensitive)."""
+        table = TABLES[DataKind.cpus]
+        where = [func.lower(table.c.provider) == provider.casefold()] if provider is not None else []
+        return self._records(DataKind.cpus, *where)
+
     def use_cases(self) -> list[UseCaseTemplate]:
         return self._records(DataKind.use_cases)
 
@@ -122,6 +129,7 @@ class Catalog:
             offers=tuple(self.offers()),
             api_prices=tuple(self.api_prices()),
             use_cases=tuple(self.use_cases()),
+            cpus=tuple(self.cpus()),
         )
 
     def _benchmark_filter(

@@ -13,6 +13,8 @@ Rules (an empty optional cell is not checked):
   ``active_params_b`` ≤ ``params_b``; ``moe_top_k`` ≤ ``moe_num_experts``.
 - cloud offers: ``gpu_count`` ≥ 0 (CPU-only instances); ``price_per_hour_usd`` and ``spot_price_per_hour_usd``
   > 0.
+- CPU specs: ``vcpus``, ``physical_cores``, ``socket_cores`` ≥ 1; bandwidths, ``bf16_tflops``, ``int8_tops`` > 0;
+  ``physical_cores`` ≤ ``socket_cores`` and ``memory_bw_gbps`` ≤ ``socket_memory_bw_gbps``.
 - API prices: every ``*_per_1m_usd`` ≥ 0 (free tiers exist).
 - benchmarks: ``ttft_ms``, ``tpot_ms`` > 0; ``tp``, ``isl``, ``osl``, ``concurrency`` ≥ 1.
 - use cases: every number > 0.
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._records import Accelerator, ApiPrice, BenchmarkRow, CloudOffer, ModelSpec, UseCaseTemplate
+from ._records import Accelerator, ApiPrice, BenchmarkRow, CloudOffer, CpuSpec, ModelSpec, UseCaseTemplate
 
 __all__ = ["INT_MAX", "INT_MIN", "range_problems"]
 
@@ -76,6 +78,10 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         "gpu_count": _NON_NEGATIVE,
         **_all(_POSITIVE, "price_per_hour_usd", "spot_price_per_hour_usd"),
     },
+    CpuSpec: {
+        **_all(_AT_LEAST_ONE, "vcpus", "physical_cores", "socket_cores"),
+        **_all(_POSITIVE, "socket_memory_bw_gbps", "memory_bw_gbps", "bf16_tflops", "int8_tops"),
+    },
     ApiPrice: _all(_NON_NEGATIVE, "input_per_1m_usd", "output_per_1m_usd", "cached_input_per_1m_usd"),
     BenchmarkRow: {
         **_all(_POSITIVE, "ttft_ms", "tpot_ms"),
@@ -88,6 +94,7 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
 
 _NOT_ABOVE: dict[type[Any], tuple[tuple[str, str], ...]] = {
     ModelSpec: (("active_params_b", "params_b"), ("moe_top_k", "moe_num_experts")),
+    CpuSpec: (("physical_cores", "socket_cores"), ("memory_bw_gbps", "socket_memory_bw_gbps")),
 }
 """(column, limit column): the column's value may not exceed the limit column's value in the same row."""
 

@@ -25,6 +25,7 @@ __all__ = [
     "BenchmarkRowRow",
     "CatalogMetaRow",
     "CloudOfferRow",
+    "CpuRow",
     "ModelRow",
     "UseCaseRow",
 ]
@@ -113,6 +114,24 @@ class CloudOfferRow(_Fact, Base):
     memory_gb: Mapped[float | None]
     price_per_hour_usd: Mapped[float]
     spot_price_per_hour_usd: Mapped[float | None]
+
+
+class CpuRow(_Fact, Base):
+    __tablename__ = "cpus"
+    __table_args__ = (UniqueConstraint("provider", "instance_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str]
+    instance_type: Mapped[str]
+    cpu_model: Mapped[str]
+    vcpus: Mapped[int]
+    physical_cores: Mapped[int]
+    socket_cores: Mapped[int]
+    socket_memory_bw_gbps: Mapped[float]
+    memory_bw_gbps: Mapped[float]
+    bf16_tflops: Mapped[float | None]
+    int8_tops: Mapped[float | None]
+    isa: Mapped[str]
 
 
 class ApiPriceRow(_Fact, Base):

@@ -13,11 +13,18 @@ import typer
 from servewise.errors import ServewiseError
 
 from ._accuracy import accuracy_command
+from ._alerts import alerts_command
+from ._autoscale import autoscale_command
 from ._calibrate import calibrate_command
 from ._catalog import catalog_app
+from ._compare import compare_command
+from ._evalcost import evalcost_command
+from ._mixed import mixed_command
+from ._montecarlo import montecarlo_command
 from ._output import fail
 from ._plan import plan_command
 from ._predict import predict_command
+from ._tco import tco_command
 
 __all__ = ["app", "main"]
 
@@ -33,6 +40,13 @@ app.command("plan")(plan_command)
 app.command("predict")(predict_command)
 app.command("accuracy")(accuracy_command)
 app.command("calibrate")(calibrate_command)
+app.command("tco")(tco_command)
+app.command("evalcost")(evalcost_command)
+app.command("alerts")(alerts_command)
+app.command("mixed")(mixed_command)
+app.command("autoscale")(autoscale_command)
+app.command("compare")(compare_command)
+app.command("montecarlo")(montecarlo_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -62,6 +62,10 @@ _TABLE_COLUMNS: dict[DataKind, tuple[str, ...]] = {
         "name", "prompt_tokens", "output_tokens", "ttft_p95_ms", "itl_p95_ms", "e2e_p95_ms", "min_params_b",
     ),
     DataKind.aliases: ("kind", "alias", "target", "notes"),
+    DataKind.cpus: (
+        "provider", "instance_type", "cpu_model", "vcpus", "physical_cores", "memory_bw_gbps", "bf16_tflops",
+        "int8_tops", "as_of",
+    ),
 }  # fmt: skip
 _NUMERIC = (int, float)
 _DEFAULT_TABLE_LIMIT = 50
@@ -133,6 +137,7 @@ def _read(catalog: Catalog, kind: DataKind) -> list[Any]:
         DataKind.benchmarks: catalog.benchmarks,
         DataKind.use_cases: catalog.use_cases,
         DataKind.aliases: catalog.aliases,
+        DataKind.cpus: catalog.cpus,
     }
     return list(readers[kind]())
 

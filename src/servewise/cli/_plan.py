@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from servewise.catalog import Catalog, open_catalog
+from servewise.catalog import Catalog, CatalogSnapshot, open_catalog
 from servewise.cost import CostEstimate
 from servewise.errors import UsageError
-from servewise.planner import Plan, PlanOption, make_plan, plan_document, rejection_counts, require_feasible
+from servewise.planner import (
+    ExecutorName,
+    Plan,
+    PlanOption,
+    make_plan,
+    open_executor,
+    plan_document,
+    rejection_counts,
+    require_feasible,
+)
 from servewise.types import Precision, PricingMode, Priority
 from servewise.workload import Workload, build_workload, load_workload_file
 
 from ._output import Column, OutputFormat, render, stderr_console, stdout_console, write_atomically
 
-__all__ = ["plan_command", "resolve_workload_names", "write_json_atomically"]
+__all__ = [
+    "WORKLOAD_OPTIONS",
+    "AddressOption",
+    "ExecutorOption",
+    "plan_command",
+    "resolve_workload_names",
+    "with_workload_options",
+    "workload_from_options",
+    "write_json_atomically",
+]
+
+ExecutorOption = Annotated[
+    ExecutorName,
+    typer.Option("--executor", help="where the sweep runs: inprocess, or ray (pip install 'servewise[ray]')"),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray cluster to join (ray://host:10001 or auto); default: a local Ray"),
+]
 
 _FLAG_FOR_FIELD = {
     "traffic.qps": "--qps",
@@ -34,6 +64,7 @@ _FLAG_FOR_FIELD = {
     "budget_usd_month": "--budget-usd-month",
     "constraints.max_gpus": "--max-gpus",
     "constraints.min_params_b": "--min-params-b",
+    "constraints.cpu": "--cpu",
 }
 
 
@@ -134,7 +165,9 @@ def _row(option: PlanOption, chosen: bool, fancy: bool) -> dict[str, object]:
         "mark": ("★" if fancy else "*") if chosen else "",
         "rank": option.rank,
         "model": c.model,
-        "gpus": f"{c.tp}x{c.gpu} x{option.replicas}",
+        "gpus": f"{c.cpu} {c.vcpus} vCPU x{option.replicas}"
+        if c.cpu
+        else f"{c.tp}x{c.gpu} x{option.replicas}",
         "tp": c.tp,
         "precision": str(c.precision),
         "replicas": option.replicas,
@@ -200,6 +233,107 @@ def _rejected_lines(plan: Plan) -> list[str]:
     return lines
 
 
+WORKLOAD_OPTIONS = (
+    "use_case",
+    "file",
+    "qps",
+    "users",
+    "requests_per_user_hour",
+    "peak_factor",
+    "prompt_tokens",
+    "output_tokens",
+    "prefix_share",
+    "ttft_p95_ms",
+    "itl_p95_ms",
+    "e2e_p95_ms",
+    "budget_usd_month",
+    "gpu",
+    "model",
+    "provider",
+    "precision",
+    "pricing",
+    "priority",
+    "max_gpus",
+    "min_params_b",
+    "cpu",
+    "db_url",
+)
+"""Parameters of ``plan_command`` that describe the workload: other commands (``mixed``, ``autoscale``) take the
+same options by reusing these parameters of its signature, so a flag means the same thing everywhere."""
+
+
+def workload_from_options(options: dict[str, Any]) -> tuple[Workload, CatalogSnapshot]:
+    """The validated workload (template < file < flags) and the catalog snapshot; ``options`` maps the names in
+    ``WORKLOAD_OPTIONS`` to the values given (absent means not given)."""
+    o = {name: options.get(name) for name in WORKLOAD_OPTIONS}
+    precision, pricing, priority = o["precision"], o["pricing"], o["priority"]
+    flags: dict[str, object] = {
+        "--qps": o["qps"],
+        "--users": o["users"],
+        "--requests-per-user-hour": o["requests_per_user_hour"],
+        "--peak-factor": o["peak_factor"],
+        "--prompt-tokens": o["prompt_tokens"],
+        "--output-tokens": o["output_tokens"],
+        "--prefix-share": o["prefix_share"],
+        "--ttft-p95-ms": o["ttft_p95_ms"],
+        "--itl-p95-ms": o["itl_p95_ms"],
+        "--e2e-p95-ms": o["e2e_p95_ms"],
+        "--budget-usd-month": o["budget_usd_month"],
+        "--gpu": o["gpu"],
+        "--model": o["model"],
+        "--provider": o["provider"],
+        "--precision": [str(p) for p in precision] if precision else None,
+        "--pricing": str(pricing) if pricing else None,
+        "--priority": str(priority) if priority else None,
+        "--max-gpus": o["max_gpus"],
+        "--min-params-b": o["min_params_b"],
+        "--cpu": o["cpu"],
+    }
+    use_case, file = o["use_case"], o["file"]
+    if use_case is None and file is None and o["prompt_tokens"] is None:
+        raise UsageError(
+            "describe the workload: --use-case NAME, --file workload.yaml, or --prompt-tokens/--output-tokens"
+        )
+    file_data = load_workload_file(file) if file is not None else None
+    with open_catalog(o["db_url"]) as catalog:
+        template_name = use_case or (
+            str(file_data["use_case"]) if file_data and file_data.get("use_case") else None
+        )
+        template = catalog.use_case(template_name) if template_name else None
+        try:
+            workload = build_workload(
+                template=template,
+                file_data=file_data,
+                overrides=_overrides(flags),
+                source=str(file) if file is not None else "workload",
+            )
+        except UsageError as err:
+            err.args = (_flag_message(str(err)),)
+            raise
+        workload = resolve_workload_names(workload, catalog)
+        snapshot = catalog.snapshot()
+    return workload, snapshot
+
+
+def with_workload_options(command: Callable[..., None]) -> Callable[..., None]:
+    """A Typer command taking ``plan``'s workload options (``WORKLOAD_OPTIONS``, same names, help and types) before
+    ``command``'s own; ``command`` receives them as one dict, ``workload_options``, for ``workload_from_options``."""
+    plan_parameters = inspect.signature(plan_command, eval_str=True).parameters
+    own = inspect.signature(command, eval_str=True).parameters
+    parameters = [plan_parameters[name] for name in WORKLOAD_OPTIONS] + [
+        p for name, p in own.items() if name != "workload_options"
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        options = {name: kwargs.pop(name) for name in WORKLOAD_OPTIONS}
+        command(workload_options=options, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
+
+
 def plan_command(
     use_case: Annotated[
         str | None, typer.Option("--use-case", "-u", help="use-case template, e.g. chatbot_conversational")
@@ -242,7 +376,11 @@ def plan_command(
         list[Precision] | None, typer.Option("--precision", help="allowed precision (repeatable)")
     ] = None,
     pricing: Annotated[
-        PricingMode | None, typer.Option("--pricing", help="on-demand (default) or spot prices")
+        PricingMode | None,
+        typer.Option(
+            "--pricing",
+            help="on-demand (default), spot (listed price), reserved-1y or reserved-3y (see `servewise tco`)",
+        ),
     ] = None,
     priority: Annotated[
         Priority | None, typer.Option("--priority", help="rank by cost (default), latency or balanced")
@@ -250,6 +388,14 @@ def plan_command(
     max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="GPUs across all replicas")] = None,
     min_params_b: Annotated[
         float | None, typer.Option("--min-params-b", help="quality floor, billions of params")
+    ] = None,
+    cpu: Annotated[
+        bool | None,
+        typer.Option(
+            "--cpu/--no-cpu",
+            help="CPU serving options for every model / for none (default: models <= 4B active params)",
+            show_default=False,
+        ),
     ] = None,
     show_rejected: Annotated[
         bool, typer.Option("--show-rejected", help="list every rejected candidate")
@@ -262,52 +408,15 @@ def plan_command(
     db_url: Annotated[
         str | None, typer.Option("--db-url", help="catalog database (default: SERVEWISE_DB_URL)")
     ] = None,
+    executor: ExecutorOption = ExecutorName.inprocess,
+    address: AddressOption = None,
 ) -> None:
     """Plan a deployment: which model on which GPUs, how many replicas, what it costs, whether it meets the SLO."""
-    flags: dict[str, object] = {
-        "--qps": qps,
-        "--users": users,
-        "--requests-per-user-hour": requests_per_user_hour,
-        "--peak-factor": peak_factor,
-        "--prompt-tokens": prompt_tokens,
-        "--output-tokens": output_tokens,
-        "--prefix-share": prefix_share,
-        "--ttft-p95-ms": ttft_p95_ms,
-        "--itl-p95-ms": itl_p95_ms,
-        "--e2e-p95-ms": e2e_p95_ms,
-        "--budget-usd-month": budget_usd_month,
-        "--gpu": gpu,
-        "--model": model,
-        "--provider": provider,
-        "--precision": [str(p) for p in precision] if precision else None,
-        "--pricing": str(pricing) if pricing else None,
-        "--priority": str(priority) if priority else None,
-        "--max-gpus": max_gpus,
-        "--min-params-b": min_params_b,
-    }
-    if use_case is None and file is None and prompt_tokens is None:
-        raise UsageError(
-            "describe the workload: --use-case NAME, --file workload.yaml, or --prompt-tokens/--output-tokens"
-        )
-    file_data = load_workload_file(file) if file is not None else None
-    with open_catalog(db_url) as catalog:
-        template_name = use_case or (
-            str(file_data["use_case"]) if file_data and file_data.get("use_case") else None
-        )
-        template = catalog.use_case(template_name) if template_name else None
-        try:
-            workload = build_workload(
-                template=template,
-                file_data=file_data,
-                overrides=_overrides(flags),
-                source=str(file) if file is not None else "workload",
-            )
-        except UsageError as err:
-            err.args = (_flag_message(str(err)),)
-            raise
-        workload = resolve_workload_names(workload, catalog)
-        snapshot = catalog.snapshot()
-    plan = make_plan(workload, snapshot)
+    workload, snapshot = workload_from_options(
+        {name: value for name, value in locals().items() if name in WORKLOAD_OPTIONS}
+    )
+    with open_executor(executor, address) as runner:
+        plan = make_plan(workload, snapshot, executor=runner if executor is ExecutorName.ray else None)
     if plan.chosen is None and show_rejected:
         for line in _rejected_lines(plan):
             stderr_console().print(escape(line), highlight=False)

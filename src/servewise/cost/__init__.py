@@ -1,8 +1,55 @@
-"""Dollars for a deployment: rental today (on-demand or spot), per hour, per 730-hour month, per million tokens.
+"""Dollars for a deployment: rented (on-demand, spot, reserved 1y/3y), owned hardware, hosted APIs; per hour, per
+730-hour month, per million tokens; API-vs-self-host break-even and a tier recommendation.
 
-Pure functions of catalog offers and plain numbers; no I/O.
+Pure functions of catalog records and plain numbers; no I/O.
 """
 
+from ._alerts import (
+    ALERT_POLICY_SCHEMA,
+    AlertPolicy,
+    Baseline,
+    BudgetAlertLevel,
+    BudgetStatus,
+    DailySpend,
+    PlanAlerts,
+    SpendAnomaly,
+    ThresholdStatus,
+    budget_alerts,
+    budget_alerts_from_daily,
+    check_daily_series,
+    plan_alerts,
+    spend_anomalies,
+)
+from ._api import ApiCost, api_cost, find_api_price
+from ._autoscale import (
+    HOURS_PER_WEEK,
+    SHAPES,
+    AutoscaleResult,
+    HourScaling,
+    ScalingPolicy,
+    autoscale_week,
+    shape_multipliers,
+    weekly_curve,
+)
+from ._breakeven import BreakEven, HybridSplit, StepCost, best_hybrid, break_even, volume_grid
+from ._evalcost import (
+    CascadeMode,
+    EvalCost,
+    EvalCostInputs,
+    JudgePrice,
+    SavingStep,
+    StageCost,
+    eval_cost,
+)
+from ._owned import OWNED_SOURCES, OwnedCost, OwnedTerms, owned_cost
+from ._pricing import (
+    DEFAULT_TERMS,
+    LIST_TERMS,
+    PRICING_SOURCES,
+    PricingTerms,
+    listed_price,
+    on_demand_replicas,
+)
 from ._rental import (
     HOURS_PER_MONTH,
     CostEstimate,
@@ -11,16 +58,74 @@ from ._rental import (
     Placement,
     allowed_offers,
     cheapest_rental,
+    rental_curve_usd_per_hour,
     usd_per_million_tokens,
 )
+from ._tco import RENTED_MODES, SECONDS_PER_MONTH, Deployment, TcoOption, TcoReport, Tier, tco_report
 
 __all__ = [
+    "ALERT_POLICY_SCHEMA",
+    "DEFAULT_TERMS",
     "HOURS_PER_MONTH",
+    "HOURS_PER_WEEK",
+    "LIST_TERMS",
+    "OWNED_SOURCES",
+    "PRICING_SOURCES",
+    "RENTED_MODES",
+    "SECONDS_PER_MONTH",
+    "SHAPES",
+    "AlertPolicy",
+    "ApiCost",
+    "AutoscaleResult",
+    "Baseline",
+    "BreakEven",
+    "BudgetAlertLevel",
+    "BudgetStatus",
+    "CascadeMode",
     "CostEstimate",
+    "DailySpend",
+    "Deployment",
+    "EvalCost",
+    "EvalCostInputs",
+    "HourScaling",
+    "HybridSplit",
+    "JudgePrice",
     "LineItem",
     "OfferChoice",
+    "OwnedCost",
+    "OwnedTerms",
     "Placement",
+    "PlanAlerts",
+    "PricingTerms",
+    "SavingStep",
+    "ScalingPolicy",
+    "SpendAnomaly",
+    "StageCost",
+    "StepCost",
+    "TcoOption",
+    "TcoReport",
+    "ThresholdStatus",
+    "Tier",
     "allowed_offers",
+    "api_cost",
+    "autoscale_week",
+    "best_hybrid",
+    "break_even",
+    "budget_alerts",
+    "budget_alerts_from_daily",
     "cheapest_rental",
+    "check_daily_series",
+    "eval_cost",
+    "find_api_price",
+    "listed_price",
+    "on_demand_replicas",
+    "owned_cost",
+    "plan_alerts",
+    "rental_curve_usd_per_hour",
+    "shape_multipliers",
+    "spend_anomalies",
+    "tco_report",
     "usd_per_million_tokens",
+    "volume_grid",
+    "weekly_curve",
 ]

@@ -8,7 +8,9 @@ knapsack
 
 solved by dynamic programming up to r = replicas; the provider and region with the lowest cost(replicas) win.
 Then usd_per_month = usd_per_hour × 730 and usd_per_1m_output_tokens = usd_per_month / (avg output tokens/s × 3600
-× 730 / 10⁶). Prices are on-demand, or spot where the offer has a spot price.
+× 730 / 10⁶). Prices per mode are in ``_pricing``: on-demand; reserved (on-demand less the commitment discount);
+spot where the offer has a spot price, with the on-demand floor placed as a second knapsack in the same provider
+and region and the interruption overhead on the spot part.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from datetime import date
 from servewise.catalog import CloudOffer
 from servewise.types import PricingMode
 
+from ._pricing import LIST_TERMS, PRICING_SOURCES, PricingTerms, listed_price, on_demand_replicas
+
 __all__ = [
     "HOURS_PER_MONTH",
     "CostEstimate",
@@ -29,6 +33,7 @@ __all__ = [
     "Placement",
     "allowed_offers",
     "cheapest_rental",
+    "rental_curve_usd_per_hour",
     "usd_per_million_tokens",
 ]
 
@@ -81,8 +86,8 @@ class CostEstimate:
     line_items: tuple[LineItem, ...]
 
 
-def _price(offer: CloudOffer, pricing: PricingMode) -> float | None:
-    return offer.spot_price_per_hour_usd if pricing is PricingMode.spot else offer.price_per_hour_usd
+def _price(offer: CloudOffer, pricing: PricingMode, terms: PricingTerms = LIST_TERMS) -> float | None:
+    return listed_price(offer, pricing, terms)
 
 
 def allowed_offers(
@@ -106,10 +111,12 @@ def usd_per_million_tokens(usd_per_month: float, tokens_per_second: float) -> fl
     return math.inf if tokens <= 0 else usd_per_month / (tokens / 1e6)
 
 
-def _cheapest_cover(
-    types: Sequence[tuple[float, int, CloudOffer]], replicas: int
-) -> tuple[float, dict[int, int]]:
-    """Cheapest multiset of instance types hosting at least ``replicas``: (usd/h, {type index: instances})."""
+_Type = tuple[float, int, CloudOffer]
+"""(instance $/h in the mode, replicas one instance hosts, the offer)."""
+
+
+def _cover_table(types: Sequence[_Type], replicas: int) -> tuple[list[float], list[int]]:
+    """cost[r] = cheapest $/h hosting at least r replicas, and the instance type picked last, for r = 0…replicas."""
     cost = [0.0] + [math.inf] * replicas
     pick = [-1] * (replicas + 1)
     for r in range(1, replicas + 1):
@@ -117,13 +124,54 @@ def _cheapest_cover(
             candidate = cost[max(0, r - per_instance)] + price
             if candidate < cost[r] - 1e-12:
                 cost[r], pick[r] = candidate, index
+    return cost, pick
+
+
+def _counts(types: Sequence[_Type], pick: Sequence[int], replicas: int) -> dict[int, int]:
     counts: dict[int, int] = {}
     r = replicas
     while r > 0:
         index = pick[r]
         counts[index] = counts.get(index, 0) + 1
         r = max(0, r - types[index][1])
-    return cost[replicas], counts
+    return counts
+
+
+def _groups(
+    offers: Sequence[CloudOffer], tp: int, pricing: PricingMode, terms: PricingTerms
+) -> dict[tuple[str, str], list[_Type]]:
+    """Instance types per (provider, region) that host at least one replica, cheapest per replica first."""
+    groups: dict[tuple[str, str], list[_Type]] = {}
+    for offer in offers:
+        price = listed_price(offer, pricing, terms)
+        per_instance = offer.gpu_count // tp
+        if price is not None and per_instance >= 1:
+            groups.setdefault((offer.provider, offer.region), []).append((price, per_instance, offer))
+    for types in groups.values():
+        types.sort(key=lambda t: (t[0] / t[1], t[2].instance_type))
+    return groups
+
+
+@dataclass(frozen=True, slots=True)
+class _Tranche:
+    """Replicas priced in one mode: all of them, or in spot mode the spot part and the on-demand floor."""
+
+    pricing: PricingMode
+    replicas: int
+    multiplier: float
+    groups: dict[tuple[str, str], list[_Type]]
+
+
+def _tranches(
+    offers: Sequence[CloudOffer], tp: int, replicas: int, pricing: PricingMode, terms: PricingTerms
+) -> list[_Tranche]:
+    if pricing is not PricingMode.spot:
+        return [_Tranche(pricing, replicas, 1.0, _groups(offers, tp, pricing, terms))]
+    floor = on_demand_replicas(replicas, terms)
+    return [
+        _Tranche(pricing, replicas - floor, 1.0 + terms.spot_overhead, _groups(offers, tp, pricing, terms)),
+        _Tranche(PricingMode.on_demand, floor, 1.0, _groups(offers, tp, PricingMode.on_demand, terms)),
+    ]
 
 
 def cheapest_rental(
@@ -134,47 +182,56 @@ def cheapest_rental(
     pricing: PricingMode,
     avg_output_tokens_per_s: float,
     avg_tokens_per_s: float,
+    terms: PricingTerms = LIST_TERMS,
 ) -> CostEstimate | None:
-    """The cheapest whole-instance placement of ``replicas`` replicas of ``tp`` GPUs; None if no offer fits."""
-    groups: dict[tuple[str, str], list[tuple[float, int, CloudOffer]]] = {}
-    for offer in offers:
-        price = _price(offer, pricing)
-        per_instance = offer.gpu_count // tp
-        if price is not None and per_instance >= 1:
-            groups.setdefault((offer.provider, offer.region), []).append((price, per_instance, offer))
-    best: tuple[float, tuple[str, str], dict[int, int]] | None = None
-    for key in sorted(groups):
-        types = sorted(groups[key], key=lambda t: (t[0] / t[1], t[2].instance_type))
-        hourly, counts = _cheapest_cover(types, replicas)
+    """The cheapest whole-instance placement of ``replicas`` replicas of ``tp`` GPUs; None if no offer fits.
+
+    ``terms`` sets the reserved discounts and, in spot mode, the interruption overhead and the on-demand floor;
+    the default prices spot as listed (what the planner ranks by)."""
+    tranches = [t for t in _tranches(list(offers), tp, replicas, pricing, terms) if t.replicas > 0]
+    keys = set.intersection(*(set(t.groups) for t in tranches)) if tranches else set()
+    best: tuple[float, tuple[str, str], list[dict[int, int]]] | None = None
+    for key in sorted(keys):
+        hourly, picks = 0.0, []
+        for tranche in tranches:
+            types = tranche.groups[key]
+            cost, pick = _cover_table(types, tranche.replicas)
+            hourly += cost[tranche.replicas] * tranche.multiplier
+            picks.append(_counts(types, pick, tranche.replicas))
         if best is None or hourly < best[0] - 1e-9:
-            best = (hourly, key, counts)
+            best = (hourly, key, picks)
     if best is None:
         return None
-    hourly, key, counts = best
-    types = sorted(groups[key], key=lambda t: (t[0] / t[1], t[2].instance_type))
-    placements: list[Placement] = []
-    left = replicas
-    for index in sorted(counts, key=lambda i: -counts[i] * types[i][1]):
-        price, per_instance, offer = types[index]
-        hosted = min(left, counts[index] * per_instance)
-        left -= hosted
-        placements.append(Placement(_choice(offer, pricing, price), counts[index], hosted))
-    instances = sum(p.instances for p in placements)
-    idle = sum(p.instances * p.offer.gpus_per_instance for p in placements) - replicas * tp
-    items = [
-        LineItem(
-            label="GPU instances",
-            usd_per_hour=p.instances * p.offer.instance_usd_per_hour,
-            detail=(
-                f"{p.instances} x {p.offer.instance_type} ({p.offer.gpus_per_instance}x{p.offer.gpu}) at "
-                f"${p.offer.instance_usd_per_hour:.4g}/h {pricing} on {p.offer.provider} {p.offer.region}, "
-                f"{p.replicas} replica(s)"
-            ),
+    hourly, key, picks = best
+    placements: list[tuple[Placement, _Tranche]] = []
+    for tranche, counts in zip(tranches, picks, strict=True):
+        types = tranche.groups[key]
+        left = tranche.replicas
+        for index in sorted(counts, key=lambda i: -counts[i] * types[i][1]):
+            price, per_instance, offer = types[index]
+            hosted = min(left, counts[index] * per_instance)
+            left -= hosted
+            choice = _choice(offer, tranche.pricing, price)
+            placements.append((Placement(choice, counts[index], hosted), tranche))
+    placements.sort(key=lambda pt: -pt[0].replicas)
+    instances = sum(p.instances for p, _ in placements)
+    idle = sum(p.instances * p.offer.gpus_per_instance for p, _ in placements) - replicas * tp
+    items = [_instance_item(p, pricing, terms) for p, _ in placements]
+    overhead = sum(
+        p.instances * p.offer.instance_usd_per_hour * (t.multiplier - 1.0)
+        for p, t in placements
+        if t.multiplier != 1
+    )
+    if overhead > 0:
+        items.append(
+            LineItem(
+                label="spot interruption overhead",
+                usd_per_hour=overhead,
+                detail=f"+{terms.spot_overhead:.0%} of the spot instances: {PRICING_SOURCES['spot_overhead']}",
+            )
         )
-        for p in placements
-    ]
     if idle:
-        per_gpu = max(p.offer.instance_usd_per_hour / p.offer.gpus_per_instance for p in placements)
+        per_gpu = max(p.offer.instance_usd_per_hour / p.offer.gpus_per_instance for p, _ in placements)
         items.append(
             LineItem(
                 label="idle GPUs (included above)",
@@ -188,11 +245,62 @@ def cheapest_rental(
         usd_per_month=monthly,
         usd_per_1m_output_tokens=usd_per_million_tokens(monthly, avg_output_tokens_per_s),
         usd_per_1m_tokens=usd_per_million_tokens(monthly, avg_tokens_per_s),
-        placements=tuple(placements),
+        placements=tuple(p for p, _ in placements),
         instances=instances,
         idle_gpus=idle,
         line_items=tuple(items),
     )
+
+
+def rental_curve_usd_per_hour(
+    offers: Iterable[CloudOffer],
+    *,
+    tp: int,
+    max_replicas: int,
+    pricing: PricingMode,
+    terms: PricingTerms = LIST_TERMS,
+) -> tuple[float, ...]:
+    """``cheapest_rental(...).usd_per_hour`` for replicas = 1…max_replicas in one pass (``inf`` where none fits):
+    the step function a break-even needs, without re-solving the knapsack per point."""
+    offers = list(offers)
+    best = [math.inf] * max_replicas
+    floors = [
+        on_demand_replicas(r, terms) if pricing is PricingMode.spot else 0 for r in range(1, max_replicas + 1)
+    ]
+    main = _groups(offers, tp, pricing, terms)
+    backup = _groups(offers, tp, PricingMode.on_demand, terms) if any(floors) else {}
+    multiplier = 1.0 + terms.spot_overhead if pricing is PricingMode.spot else 1.0
+    for key in sorted(set(main) | set(backup)):
+        main_cost = (
+            _cover_table(main[key], max_replicas)[0] if key in main else [0.0] + [math.inf] * max_replicas
+        )
+        top_floor = max(floors)
+        backup_cost = (
+            _cover_table(backup[key], top_floor)[0] if key in backup else [0.0] + [math.inf] * top_floor
+        )
+        for r in range(1, max_replicas + 1):
+            floor = floors[r - 1]
+            value = main_cost[r - floor] * multiplier + backup_cost[floor]
+            if value < best[r - 1]:
+                best[r - 1] = value
+    return tuple(best)
+
+
+def _instance_item(placement: Placement, mode: PricingMode, terms: PricingTerms) -> LineItem:
+    p = placement
+    label = "GPU instances"
+    if mode is PricingMode.spot and p.offer.pricing is PricingMode.on_demand:
+        label = "GPU instances (on-demand floor)"
+    detail = (
+        f"{p.instances} x {p.offer.instance_type} ({p.offer.gpus_per_instance}x{p.offer.gpu}) at "
+        f"${p.offer.instance_usd_per_hour:.4g}/h {p.offer.pricing} on {p.offer.provider} {p.offer.region}, "
+        f"{p.replicas} replica(s)"
+    )
+    discount = terms.discount(p.offer.pricing)
+    if discount:
+        source = PRICING_SOURCES[f"{p.offer.pricing.name}_discount"]
+        detail += f"; {discount:.0%} off on-demand ({source})"
+    return LineItem(label=label, usd_per_hour=p.instances * p.offer.instance_usd_per_hour, detail=detail)
 
 
 def _choice(offer: CloudOffer, pricing: PricingMode, price: float) -> OfferChoice:

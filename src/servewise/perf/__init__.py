@@ -27,6 +27,16 @@ from ._capacity import (
     slo_value,
     steady_state,
 )
+from ._cpu import (
+    CPU_ANALYTICAL_PARAMS,
+    CPU_ENGINE,
+    CpuParams,
+    build_cpu_step_model,
+    cpu_memory_plan,
+    cpu_serving_precision,
+    cpu_unsupported_reason,
+    estimate_cpu_replica,
+)
 from ._engine import EngineSettings, default_engine_settings
 from ._estimate import PerfEstimate, PerfRejection, estimate_replica, latency_at
 from ._memory import MemoryPlan, kv_bytes_per_token_per_gpu, memory_plan, weight_bytes
@@ -39,9 +49,12 @@ from ._simcapacity import SimPoint, simulated_max_qps, simulated_point
 __all__ = [
     "ANALYTICAL_PARAMS",
     "BYTES_PER_PARAM",
+    "CPU_ANALYTICAL_PARAMS",
+    "CPU_ENGINE",
     "QUANTILES",
     "CalibrationTable",
     "ClosedLoop",
+    "CpuParams",
     "EngineSettings",
     "LatencyPercentiles",
     "LoadPoint",
@@ -57,9 +70,14 @@ __all__ = [
     "SloCheck",
     "StepModel",
     "StepParams",
+    "build_cpu_step_model",
     "build_step_model",
     "closed_loop",
+    "cpu_memory_plan",
+    "cpu_serving_precision",
+    "cpu_unsupported_reason",
     "default_engine_settings",
+    "estimate_cpu_replica",
     "estimate_replica",
     "gamma_arrivals",
     "kv_bytes_per_token_per_gpu",

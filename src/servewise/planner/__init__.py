@@ -1,5 +1,27 @@
 """Search model × GPU × TP × precision × replicas; keep what meets memory, SLO and budget; rank; explain."""
 
+from ._compare import METRICS, Comparison, Delta, SideSummary, compare_plans, summarize_plan
+from ._executor import (
+    EXECUTORS,
+    Executor,
+    ExecutorName,
+    InProcessExecutor,
+    RayExecutor,
+    make_executor,
+    open_executor,
+)
+from ._mixed import (
+    DEFAULT_THRESHOLD_TOKENS,
+    ApiOverflow,
+    MixedOption,
+    MixedPlan,
+    Pool,
+    RoutingRule,
+    api_overflow,
+    make_mixed_plan,
+    routing_rule,
+)
+from ._montecarlo import SAMPLES_PER_CHUNK, MonteCarloResult, OptionRisk, Uncertainty, monte_carlo
 from ._plan import (
     PLAN_SCHEMA_VERSION,
     Candidate,
@@ -12,23 +34,56 @@ from ._plan import (
 )
 from ._rank import explain_choice, infeasibility_message, rank_options, require_feasible
 from ._search import TP_SIZES, ParamsLookup, make_plan, max_model_len, request_shape
+from ._split import LengthSplit, length_cdf, partial_moment, split_lengths, threshold_for_share
 
 __all__ = [
+    "DEFAULT_THRESHOLD_TOKENS",
+    "EXECUTORS",
+    "METRICS",
     "PLAN_SCHEMA_VERSION",
+    "SAMPLES_PER_CHUNK",
     "TP_SIZES",
+    "ApiOverflow",
     "Candidate",
+    "Comparison",
+    "Delta",
+    "Executor",
+    "ExecutorName",
+    "InProcessExecutor",
+    "LengthSplit",
+    "MixedOption",
+    "MixedPlan",
+    "MonteCarloResult",
+    "OptionRisk",
     "ParamsLookup",
     "Plan",
     "PlanOption",
+    "Pool",
+    "RayExecutor",
     "Rejection",
+    "RoutingRule",
+    "SideSummary",
+    "Uncertainty",
+    "api_overflow",
+    "compare_plans",
     "explain_choice",
     "infeasibility_message",
+    "length_cdf",
+    "make_executor",
+    "make_mixed_plan",
     "make_plan",
     "max_model_len",
+    "monte_carlo",
+    "open_executor",
+    "partial_moment",
     "plan_document",
     "plan_json_schema",
     "rank_options",
     "rejection_counts",
     "request_shape",
     "require_feasible",
+    "routing_rule",
+    "split_lengths",
+    "summarize_plan",
+    "threshold_for_share",
 ]

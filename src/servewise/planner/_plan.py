@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from servewise.cost import CostEstimate
+from servewise.cost import AlertPolicy, CostEstimate, PlanAlerts, plan_alerts
 from servewise.perf import EngineSettings, PerfEstimate, SloCheck
 from servewise.types import Precision
 from servewise.workload import Workload
@@ -43,8 +43,15 @@ class Candidate:
     tp: int
     precision: Precision
     engine: EngineSettings
+    cpu: str | None = None
+    """For a CPU replica: the CPU-only instance type (one replica per instance; ``gpu`` is then the label
+    ``"<instance> (CPU)"`` and ``tp`` is 1). ``None`` for GPU replicas."""
+    vcpus: int | None = None
+    """vCPUs of that instance (CPU replicas only)."""
 
     def label(self) -> str:
+        if self.cpu is not None:
+            return f"{self.model} {self.precision} on {self.cpu} (CPU, {self.vcpus} vCPU)"
         return f"{self.model} {self.precision} on {self.tp}x{self.gpu}"
 
 
@@ -98,6 +105,16 @@ class Plan:
     """Allowed models left after the quality floor and context checks."""
     gpus_usable: int
     """Allowed GPUs with an offer and at least one allowed precision."""
+    alerts: PlanAlerts | None = None
+    """Budget alert thresholds in dollars and the spend-anomaly rule, for deploy and the gateway; filled from the
+    default ``AlertPolicy`` when not given (budget: the workload's, else the chosen option's monthly cost)."""
+
+    def __post_init__(self) -> None:
+        if self.alerts is None:
+            budget, source = self.workload.budget_usd_month, "workload"
+            if budget is None and self.chosen is not None:
+                budget, source = self.options[self.chosen].cost.usd_per_month, "chosen option"
+            object.__setattr__(self, "alerts", plan_alerts(AlertPolicy(), budget, source))
 
     @property
     def chosen_option(self) -> PlanOption | None:

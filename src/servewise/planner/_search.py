@@ -19,6 +19,7 @@ from servewise.cost import CostEstimate, allowed_offers, cheapest_rental
 from servewise.errors import UnknownNameError
 from servewise.perf import (
     ANALYTICAL_PARAMS,
+    CPU_ANALYTICAL_PARAMS,
     QUANTILES,
     MemoryPlan,
     PerfEstimate,
@@ -41,6 +42,8 @@ from servewise.perf import (
 from servewise.types import Precision
 from servewise.workload import Workload
 
+from ._cpu import cpu_assumption, sweep_cpus
+from ._executor import Executor
 from ._plan import PLAN_SCHEMA_VERSION, Candidate, Plan, PlanOption, Rejection
 from ._rank import explain_choice, rank_options
 
@@ -149,8 +152,16 @@ def make_plan(
     params_for: ParamsLookup = calibrated_params,
     tp_sizes: Sequence[int] = TP_SIZES,
     simulate_top: int = SIMULATED_OPTIONS,
+    executor: Executor | None = None,
 ) -> Plan:
-    """Every candidate the constraints allow, evaluated; a pure function of the workload and the catalog."""
+    """Every candidate the constraints allow, evaluated; a pure function of the workload and the catalog.
+    With an ``executor``, the sweep runs in model chunks on it (``_sweep.py``), with the same result."""
+    if executor is not None:
+        from ._sweep import plan_in_chunks  # it builds on this module's internals
+
+        return plan_in_chunks(
+            workload, catalog, executor, params_for=params_for, tp_sizes=tp_sizes, simulate_top=simulate_top
+        )
     constraints = workload.constraints
     models = {m.name: m for m in catalog.models}
     gpus = {g.name: g for g in catalog.accelerators}
@@ -254,6 +265,34 @@ def make_plan(
                     )
                     if option is not None:
                         options.append(option)
+
+    def size_cpu(
+        candidate: Candidate,
+        estimate: PerfEstimate,
+        step: StepModel,
+        memory: MemoryPlan,
+        cpu_offers: tuple[CloudOffer, ...],
+    ) -> PlanOption | None:
+        contexts[candidate] = _Context(step, memory, cpu_offers)
+        cpu_sizing = _Sizing(workload, shape, targets, peak, avg, rejected, costs)
+        return cpu_sizing.option(
+            candidate, estimate, lambda qps: latency_at(estimate, step, shape, qps), cpu_offers
+        )
+
+    cpu_options, cpu_evaluated = sweep_cpus(  # CPU instances, same sizing and ranking (planner/_cpu.py)
+        workload,
+        catalog,
+        usable_models,
+        shape=shape,
+        seq_len=seq_len,
+        mean_seq=mean_seq,
+        targets=targets,
+        params=CPU_ANALYTICAL_PARAMS,
+        rejected=rejected,
+        size=size_cpu,
+    )
+    options.extend(cpu_options)
+    evaluated += cpu_evaluated
 
     sizing = _Sizing(workload, shape, targets, peak, avg, rejected, costs)
     ranked = _refine_by_simulation(options, contexts, sizing, simulate_top)
@@ -362,7 +401,7 @@ class _Sizing:
             )
 
         replicas = max(1, math.ceil(self.peak_qps / estimate.max_qps_per_replica - 1e-9))
-        gpus_total = replicas * candidate.tp
+        gpus_total = 0 if candidate.cpu is not None else replicas * candidate.tp  # a CPU replica has no GPU
         cap = self.workload.constraints.max_gpus
         if cap is not None and gpus_total > cap:
             reject(
@@ -518,4 +557,6 @@ def _assumptions(workload: Workload, seq_len: int) -> tuple[str, ...]:
         )
     if traffic.prefix_share:
         lines.append(f"prefix cache: {traffic.prefix_share:.0%} of prompt tokens skip prefill")
+    if c.cpu or (c.cpu is None and not c.gpus):
+        lines.append(cpu_assumption(CPU_ANALYTICAL_PARAMS))
     return tuple(lines)

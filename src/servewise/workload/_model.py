@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_PRECISIONS",
     "Constraints",
     "LengthDistribution",
+    "Routing",
     "Slo",
     "Traffic",
     "Workload",
@@ -160,11 +161,39 @@ class Constraints(_Frozen):
     min_params_b: float | None = Field(
         default=None, ge=0, description="quality floor: total parameters in billions"
     )
+    cpu: bool | None = Field(
+        default=None,
+        description="CPU serving options: true = consider CPU instances for every model, false = never; "
+        "unset = only for small models (<= 4B active parameters, see docs/cpu.md)",
+    )
 
     @model_validator(mode="after")
     def _some_precision(self) -> Self:
         if not self.precisions:
             raise ValueError("precisions must name at least one of bf16, fp8, int4, fp4")
+        return self
+
+
+class Routing(_Frozen):
+    """How ``servewise mixed`` splits requests by prompt length: prompts over ``threshold_tokens`` leave the bulk pool
+    for a long-context pool, or for the hosted API ``overflow_api`` when one is named. ``local_ratio`` instead derives
+    the threshold: the prompt-length quantile that keeps that share of requests on the bulk pool. Neither given:
+    4,096 tokens (see docs/mixed-and-autoscale.md)."""
+
+    threshold_tokens: int | None = Field(
+        default=None, gt=0, description="prompts longer than this leave the bulk pool"
+    )
+    local_ratio: float | None = Field(
+        default=None, gt=0, le=1, description="share of requests kept on the bulk pool, in (0, 1]"
+    )
+    overflow_api: str | None = Field(
+        default=None, min_length=1, description="hosted API model for the overflow, e.g. gpt-4o-mini"
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Self:
+        if self.threshold_tokens is not None and self.local_ratio is not None:
+            raise ValueError("give threshold_tokens or local_ratio, not both")
         return self
 
 
@@ -178,3 +207,5 @@ class Workload(_Frozen):
     budget_usd_month: float | None = Field(default=None, gt=0)
     constraints: Constraints = Field(default_factory=Constraints)
     priority: Priority = Priority.cost
+    routing: Routing | None = Field(default=None, exclude=True)
+    """Read by ``servewise mixed`` only; left out of dumps, so plan documents and their schema do not change."""
