@@ -40,7 +40,6 @@ Analytical defaults (``CPU_ANALYTICAL_PARAMS``; all assumptions, printed by the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from servewise.catalog import CpuSpec, ModelSpec
@@ -49,7 +48,7 @@ from servewise.types import Precision, Provenance
 from ._capacity import RequestShape, max_qps_under_slo, saturation_qps, slo_checks
 from ._engine import EngineSettings
 from ._estimate import PerfEstimate, PerfRejection
-from ._memory import MemoryPlan, embedding_params, routed_expert_bytes, weight_bytes
+from ._memory import MemoryPlan, embedding_params, routed_expert_bytes, settle_memory, weight_bytes
 from ._roofline import StepModel
 
 __all__ = [
@@ -186,38 +185,22 @@ def cpu_memory_plan(
     weights = weight_bytes(model, precision)
     activation = _activation_bytes(model, engine)
     reserve = params.reserve_gb * _GB
-    kv_cache = budget - weights - activation - reserve
-    per_token = float(model.kv_bytes_per_token_fp16)
-    block = engine.block_size_tokens
-    blocks = max(0, math.floor(kv_cache / (per_token * block))) if kv_cache > 0 else 0
-    kv_tokens = blocks * block
-    max_seqs = min(engine.max_num_seqs, blocks // max(1, math.ceil(mean_seq_tokens / block)))
     where = f"{cpu.instance_type} ({host_memory_gb:g} GB RAM)"
-    reason = ""
-    if weights > budget:
-        reason = (
+    return settle_memory(
+        budget=budget,
+        weights=weights,
+        activation=activation,
+        reserve=reserve,
+        per_token=float(model.kv_bytes_per_token_fp16),
+        engine=engine,
+        mean_seq_tokens=mean_seq_tokens,
+        max_model_len=max_model_len,
+        where=where,
+        per="",
+        too_heavy=(
             f"weights need {weights / _GB:.1f} GB at {precision} but {where} has {budget / _GB:.1f} GB usable "
             f"({params.memory_utilization:g} of RAM)"
-        )
-    elif kv_cache <= 0:
-        reason = (
-            f"no room for a KV cache on {where}: weights {weights / _GB:.1f} GB + activations "
-            f"{activation / _GB:.1f} GB + reserve {reserve / _GB:.1f} GB exceed {budget / _GB:.1f} GB"
-        )
-    elif kv_tokens < max_model_len:
-        reason = f"KV cache on {where} holds {kv_tokens} tokens, less than one {max_model_len}-token sequence"
-    return MemoryPlan(
-        budget_gb=budget / _GB,
-        weights_gb=weights / _GB,
-        activation_gb=activation / _GB,
-        reserve_gb=reserve / _GB,
-        kv_cache_gb=max(kv_cache, 0.0) / _GB,
-        kv_bytes_per_token=per_token,
-        kv_capacity_tokens=kv_tokens,
-        max_model_len=max_model_len,
-        max_concurrent_seqs=max_seqs,
-        fits=not reason,
-        reason=reason,
+        ),
     )
 
 

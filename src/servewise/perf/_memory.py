@@ -121,27 +121,55 @@ def memory_plan(
     weights = (weight_bytes(model, precision) - experts) / tp + experts / (tp * dp)
     activation = _activation_bytes(model, tp, engine)
     reserve = (CUDA_GRAPH_RESERVE_GB + NON_TORCH_RESERVE_GB + (NCCL_RESERVE_GB if tp > 1 else 0.0)) * _GB
+    return settle_memory(
+        budget=budget,
+        weights=weights,
+        activation=activation,
+        reserve=reserve,
+        per_token=kv_bytes_per_token_per_gpu(model, tp, engine.kv_cache_bytes_per_element),
+        engine=engine,
+        mean_seq_tokens=mean_seq_tokens,
+        max_model_len=max_model_len,
+        where=f"{tp}x{gpu.name}",
+        per=" per GPU",
+        too_heavy=(
+            f"weights need {weights / _GB:.1f} GB per GPU at {precision} on {tp}x{gpu.name}, "
+            f"but only {budget / _GB:.1f} GB is usable ({gpu.memory_gb:g} GB x {engine.gpu_memory_utilization:g})"
+        ),
+    )
+
+
+def settle_memory(
+    *,
+    budget: float,
+    weights: float,
+    activation: float,
+    reserve: float,
+    per_token: float,
+    engine: EngineSettings,
+    mean_seq_tokens: float,
+    max_model_len: int,
+    where: str,
+    per: str,
+    too_heavy: str,
+) -> MemoryPlan:
+    """What is left for the KV cache once weights, activations and reserve are placed (bytes in), in whole blocks,
+    and the first reason it does not serve — one verdict for a GPU and for a CPU host, so both fail alike."""
     kv_cache = budget - weights - activation - reserve
-    per_token = kv_bytes_per_token_per_gpu(model, tp, engine.kv_cache_bytes_per_element)
     block = engine.block_size_tokens
     blocks = max(0, math.floor(kv_cache / (per_token * block))) if kv_cache > 0 else 0
     kv_tokens = blocks * block
-    blocks_per_seq = max(1, math.ceil(mean_seq_tokens / block))
-    max_seqs = min(engine.max_num_seqs, blocks // blocks_per_seq)
-
+    max_seqs = min(engine.max_num_seqs, blocks // max(1, math.ceil(mean_seq_tokens / block)))
     reason = ""
     if weights > budget:
-        reason = (
-            f"weights need {weights / _GB:.1f} GB per GPU at {precision} on {tp}x{gpu.name}, "
-            f"but only {budget / _GB:.1f} GB is usable ({gpu.memory_gb:g} GB x {engine.gpu_memory_utilization:g})"
-        )
+        reason = too_heavy
     elif kv_cache <= 0:
         reason = (
-            f"no room for a KV cache on {tp}x{gpu.name}: weights {weights / _GB:.1f} GB + activations "
-            f"{activation / _GB:.1f} GB + reserve {reserve / _GB:.1f} GB exceed {budget / _GB:.1f} GB per GPU"
+            f"no room for a KV cache on {where}: weights {weights / _GB:.1f} GB + activations "
+            f"{activation / _GB:.1f} GB + reserve {reserve / _GB:.1f} GB exceed {budget / _GB:.1f} GB{per}"
         )
     elif kv_tokens < max_model_len:
-        reason = f"KV cache on {tp}x{gpu.name} holds {kv_tokens} tokens, less than one {max_model_len}-token sequence"
+        reason = f"KV cache on {where} holds {kv_tokens} tokens, less than one {max_model_len}-token sequence"
     return MemoryPlan(
         budget_gb=budget / _GB,
         weights_gb=weights / _GB,
