@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from servewise.catalog import CpuSpec, ModelSpec
 from servewise.types import Precision, Provenance
 
-from ._capacity import RequestShape, max_qps_under_slo, saturation_qps, slo_checks
+from ._capacity import RequestShape
 from ._engine import EngineSettings
-from ._estimate import PerfEstimate, PerfRejection
+from ._estimate import PerfEstimate, PerfRejection, estimate_on_step
 from ._memory import MemoryPlan, embedding_params, routed_expert_bytes, settle_memory, weight_bytes
 from ._roofline import StepModel
 
@@ -217,29 +217,13 @@ def estimate_cpu_replica(
 ) -> tuple[PerfEstimate | None, PerfRejection | None, StepModel]:
     """Capacity of one CPU replica under the SLO (queueing approximation); exactly one of estimate and rejection
     is set. The rejection says by how much an idle replica misses, e.g. ``itl_p95_ms 74 > 50 ms``."""
-    step = build_cpu_step_model(model, cpu, precision, params)
-    qps, binding, point = max_qps_under_slo(
-        step, shape, engine, targets, kv_capacity_tokens=memory.kv_capacity_tokens
-    )
-    if qps <= 0.0:
-        misses = tuple(check for check in slo_checks(point, targets) if not check.met)
-        named = [f"{c.name} {c.predicted_ms:.4g} > {c.target_ms:g} ms" for c in misses]
-        named += [cause for cause in binding if cause not in targets]
-        reason = f"too slow on CPU: {', '.join(named)} even at zero load"
-        return None, PerfRejection(reason, misses), step
-    estimate = PerfEstimate(
-        qps_per_replica=qps,
-        max_qps_per_replica=qps,
-        saturation_qps_per_replica=saturation_qps(step, shape),
-        binding=tuple(binding),
-        ttft=point.ttft,
-        itl=point.itl,
-        e2e=point.e2e,
-        output_tokens_per_s=point.output_tokens_per_s,
-        running_seqs=point.running_seqs,
-        memory=memory,
+    return estimate_on_step(
+        build_cpu_step_model(model, cpu, precision, params),
+        shape=shape,
+        targets=targets,
         engine=engine,
+        memory=memory,
         provenance=params.provenance,
         basis=params.basis,
+        too_slow="too slow on CPU: {misses} even at zero load",
     )
-    return estimate, None, step

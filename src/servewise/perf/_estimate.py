@@ -78,6 +78,31 @@ def estimate_replica(
 ) -> tuple[PerfEstimate | None, PerfRejection | None, StepModel]:
     """Capacity of one replica; exactly one of estimate and rejection is set. ``memory`` must fit."""
     step = build_step_model(model, gpu, tp, precision, params, kv_bytes=engine.kv_cache_bytes_per_element)
+    return estimate_on_step(
+        step,
+        shape=shape,
+        targets=targets,
+        engine=engine,
+        memory=memory,
+        provenance=params.provenance,
+        basis=params.basis,
+        too_slow="misses the SLO even at zero load: {misses}",
+    )
+
+
+def estimate_on_step(
+    step: StepModel,
+    *,
+    shape: RequestShape,
+    targets: dict[str, float],
+    engine: EngineSettings,
+    memory: MemoryPlan,
+    provenance: Provenance,
+    basis: str,
+    too_slow: str,
+) -> tuple[PerfEstimate | None, PerfRejection | None, StepModel]:
+    """The capacity search and the zero-load rejection for any step model (a GPU's or a CPU host's).
+    ``too_slow`` is the rejection's wording, with ``{misses}`` where e.g. ``itl_p95_ms 74 > 50 ms`` goes."""
     qps, binding, point = max_qps_under_slo(
         step, shape, engine, targets, kv_capacity_tokens=memory.kv_capacity_tokens
     )
@@ -85,26 +110,23 @@ def estimate_replica(
         misses = tuple(check for check in slo_checks(point, targets) if not check.met)
         named = [f"{c.name} {c.predicted_ms:.4g} > {c.target_ms:g} ms" for c in misses]
         named += [cause for cause in binding if cause not in targets]
-        return (None, PerfRejection(f"misses the SLO even at zero load: {', '.join(named)}", misses), step)
-    return (
-        PerfEstimate(
-            qps_per_replica=qps,
-            max_qps_per_replica=qps,
-            saturation_qps_per_replica=saturation_qps(step, shape),
-            binding=tuple(binding),
-            ttft=point.ttft,
-            itl=point.itl,
-            e2e=point.e2e,
-            output_tokens_per_s=point.output_tokens_per_s,
-            running_seqs=point.running_seqs,
-            memory=memory,
-            engine=engine,
-            provenance=params.provenance,
-            basis=params.basis,
-        ),
-        None,
-        step,
+        return None, PerfRejection(too_slow.format(misses=", ".join(named)), misses), step
+    estimate = PerfEstimate(
+        qps_per_replica=qps,
+        max_qps_per_replica=qps,
+        saturation_qps_per_replica=saturation_qps(step, shape),
+        binding=tuple(binding),
+        ttft=point.ttft,
+        itl=point.itl,
+        e2e=point.e2e,
+        output_tokens_per_s=point.output_tokens_per_s,
+        running_seqs=point.running_seqs,
+        memory=memory,
+        engine=engine,
+        provenance=provenance,
+        basis=basis,
     )
+    return estimate, None, step
 
 
 def latency_at(
