@@ -20,11 +20,9 @@ import datetime as dt
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from machine import machine
+from machine import machine, time_runs
 from servewise.catalog import load_packaged, open_catalog
 from servewise.planner import make_plan
 from servewise.types import Precision
@@ -33,16 +31,6 @@ from servewise.workload import build_workload
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 TARGET_S = 10.0
 """Issue #4: a full-catalog plan whose best options are sized by the scheduler simulation."""
-
-
-def _time(fn: Callable[[], object], repeats: int) -> list[float]:
-    fn()  # warm-up: imports, caches
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     plan = make_plan(workload, snapshot)
-    sweep = _time(lambda: make_plan(workload, snapshot), args.repeats)
+    sweep = time_runs(lambda: make_plan(workload, snapshot), args.repeats)
 
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/catalog.db"
@@ -74,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             with open_catalog(url) as catalog:
                 make_plan(workload, catalog.snapshot())
 
-        command = _time(whole_command, args.repeats)
+        command = time_runs(whole_command, args.repeats)
 
     rows = [
         ("planner, full catalog (in memory)", sweep),

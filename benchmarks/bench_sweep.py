@@ -21,26 +21,15 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from machine import machine
+from machine import machine, time_runs
 from servewise.catalog import load_packaged
 from servewise.planner import RayExecutor, make_plan, monte_carlo, plan_document
 from servewise.types import Precision
 from servewise.workload import build_workload
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-
-
-def _time(fn: Callable[[], object], repeats: int) -> list[float]:
-    fn()  # warm-up: imports, caches, Ray workers importing the package
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             plan, snapshot, samples=args.samples, top_k=args.top_k, seed=1, executor=executor
         ).options
 
-    sweep_in = _time(lambda: make_plan(workload, snapshot), args.repeats)
-    mc_in = _time(lambda: carlo(None), args.repeats)
+    sweep_in = time_runs(lambda: make_plan(workload, snapshot), args.repeats)
+    mc_in = time_runs(lambda: carlo(None), args.repeats)
 
     cores = os.cpu_count() or 1
     start = time.perf_counter()
@@ -86,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         executor = RayExecutor()
         same_plan = plan_document(make_plan(workload, snapshot, executor=executor)) == plan_document(plan)
         same_mc = carlo(executor) == carlo(None)
-        sweep_ray = _time(lambda: make_plan(workload, snapshot, executor=executor), args.repeats)
-        mc_ray = _time(lambda: carlo(executor), args.repeats)
+        sweep_ray = time_runs(lambda: make_plan(workload, snapshot, executor=executor), args.repeats)
+        mc_ray = time_runs(lambda: carlo(executor), args.repeats)
     finally:
         ray.shutdown()
     if not (same_plan and same_mc):
