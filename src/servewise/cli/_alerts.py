@@ -208,21 +208,26 @@ def _print(document: dict[str, Any], status: BudgetStatus, fmt: OutputFormat) ->
         console.print(escape(line), style="bold" if line.startswith("projection") else "dim", highlight=False)
 
 
+_POLICY = AlertPolicy()
+_THRESHOLDS = ",".join(f"{pct:g}" for pct in _POLICY.budget_thresholds_pct)
+"""The flags' defaults are the policy's own (the plan document carries the same policy)."""
+
+
 def alerts_command(
     budget: Annotated[float, typer.Option("--budget", help="monthly budget, USD")],
     spend: Annotated[Path, typer.Option("--spend", help="CSV of daily spend: date,spend_usd (ISO dates)")],
     thresholds: Annotated[
         str, typer.Option("--thresholds", help="budget alert levels, % of the budget, comma-separated")
-    ] = "80,95,100",
+    ] = _THRESHOLDS,
     anomaly_factor: Annotated[
         float, typer.Option("--anomaly-factor", help="a day over this multiple of the baseline is anomalous")
-    ] = 1.5,
+    ] = _POLICY.anomaly_factor,
     window_days: Annotated[
         int, typer.Option("--window-days", help="trailing days the baseline is taken over")
-    ] = 7,
+    ] = _POLICY.anomaly_window_days,
     baseline: Annotated[
         Baseline, typer.Option("--baseline", help="median (robust to an earlier spike) or mean")
-    ] = Baseline.median,
+    ] = _POLICY.anomaly_baseline,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="table, json, csv or markdown")
     ] = OutputFormat.table,

@@ -322,6 +322,11 @@ def _print(report: TcoReport, defaults: list[dict[str, Any]], fmt: OutputFormat)
         )
 
 
+_OWNED = OwnedTerms()
+_TERMS = PricingTerms()
+"""The flags' defaults are the terms' own defaults: one place to change them, and what `tco` prints."""
+
+
 @with_workload_options
 def tco_command(
     workload_options: dict[str, Any],
@@ -331,34 +336,38 @@ def tco_command(
     ] = None,
     amortize_months: Annotated[
         float, typer.Option("--amortize-months", help="owned: months to amortise over")
-    ] = 36.0,
+    ] = _OWNED.amortize_months,
     utilization: Annotated[
         float, typer.Option("--utilization", help="owned: average power draw, share of TDP")
-    ] = 0.70,
-    pue: Annotated[float, typer.Option("--pue", help="owned: power usage effectiveness of the site")] = 1.58,
-    usd_per_kwh: Annotated[float, typer.Option("--usd-per-kwh", help="owned: electricity price")] = 0.12,
+    ] = _OWNED.utilization,
+    pue: Annotated[
+        float, typer.Option("--pue", help="owned: power usage effectiveness of the site")
+    ] = _OWNED.pue,
+    usd_per_kwh: Annotated[
+        float, typer.Option("--usd-per-kwh", help="owned: electricity price")
+    ] = _OWNED.usd_per_kwh,
     ops_overhead: Annotated[
         float, typer.Option("--ops-overhead", help="owned: host/network/ops, share of the amortisation")
-    ] = 0.40,
+    ] = _OWNED.ops_overhead,
     purchase_price_usd: Annotated[
         float | None,
         typer.Option("--purchase-price-usd", help="owned: price per GPU [default: catalog GUESS]"),
     ] = None,
     spot_overhead: Annotated[
         float, typer.Option("--spot-overhead", help="spot: interruption overhead")
-    ] = 0.10,
+    ] = _TERMS.spot_overhead,
     on_demand_floor: Annotated[
         float, typer.Option("--on-demand-floor", help="spot: share of replicas kept on on-demand")
-    ] = 0.20,
+    ] = _TERMS.on_demand_floor_share,
     on_demand_floor_replicas: Annotated[
         int, typer.Option("--on-demand-floor-replicas", help="spot: minimum replicas on on-demand")
-    ] = 0,
+    ] = _TERMS.on_demand_floor_replicas,
     reserved_1y_discount: Annotated[
         float, typer.Option("--reserved-1y-discount", help="reserved 1y: discount off on-demand")
-    ] = 0.37,
+    ] = _TERMS.reserved_1y_discount,
     reserved_3y_discount: Annotated[
         float, typer.Option("--reserved-3y-discount", help="reserved 3y: discount off on-demand")
-    ] = 0.55,
+    ] = _TERMS.reserved_3y_discount,
     api_cached_share: Annotated[
         float | None,
         typer.Option(
