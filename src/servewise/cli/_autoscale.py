@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from servewise.cost import (
+    HOURS_PER_MONTH,
     HOURS_PER_WEEK,
     SHAPES,
     AutoscaleResult,
@@ -183,7 +184,7 @@ def _print(
             "mark": "",
             "provisioning": "static peak",
             "replicas": str(result.static_replicas),
-            "replica_hours_per_month": round(result.static_replicas * 730.0, 1),
+            "replica_hours_per_month": round(result.static_replicas * HOURS_PER_MONTH, 1),
             "usd_per_month": round(static, 2),
             "vs_static": "+0%",
             "hours_at_risk_per_week": 0,

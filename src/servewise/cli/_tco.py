@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from servewise.cost import (
+    HOURS_PER_MONTH,
     OWNED_SOURCES,
     PRICING_SOURCES,
     Deployment,
@@ -200,7 +201,7 @@ def _rows(report: TcoReport, fancy: bool) -> tuple[list[dict[str, object]], int 
             {
                 "option": f"API {a.model}",
                 "tier": "api-only",
-                "usd_per_hour": round(a.usd_per_month / 730.0, 4),
+                "usd_per_hour": round(a.usd_per_month / HOURS_PER_MONTH, 4),
                 "usd_per_month": round(a.usd_per_month, 2),
                 "usd_per_1m_tokens": round(a.usd_per_month / (tokens_per_month / 1e6), 4)
                 if tokens_per_month
@@ -215,7 +216,7 @@ def _rows(report: TcoReport, fancy: bool) -> tuple[list[dict[str, object]], int 
             {
                 "option": "hybrid",
                 "tier": "hybrid",
-                "usd_per_hour": round(h.usd_per_month / 730.0, 4),
+                "usd_per_hour": round(h.usd_per_month / HOURS_PER_MONTH, 4),
                 "usd_per_month": round(h.usd_per_month, 2),
                 "usd_per_1m_tokens": None,
                 "vs_on_demand": f"{h.usd_per_month / on_demand - 1:+.0%}" if on_demand else "",

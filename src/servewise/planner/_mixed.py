@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from servewise.catalog import ApiPrice, CatalogSnapshot
-from servewise.cost import HOURS_PER_MONTH, ApiCost, api_cost, find_api_price
+from servewise.cost import SECONDS_PER_MONTH, ApiCost, api_cost, find_api_price
 from servewise.errors import UsageError
 from servewise.workload import LengthDistribution, Workload
 
@@ -131,7 +131,7 @@ def api_overflow(
 ) -> ApiOverflow:
     """Monthly tokens and dollars for ``share`` of ``avg_qps`` sent to ``price``'s API (formula in the module
     docstring); cached input is billed at the input price when the API publishes no cached price."""
-    requests = share * avg_qps * HOURS_PER_MONTH * 3600.0
+    requests = share * avg_qps * SECONDS_PER_MONTH
     cost = api_cost(
         price,
         prompt_tokens=mean_prompt_tokens,
