@@ -125,6 +125,23 @@ def test_bad_input_is_one_line_and_exit_2(cli, flags, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+# A light, latency-tolerant load that a CPU instance serves (c7i.2xlarge ~$261/month, the T4 ~$384/month).
+TINY = ("tco", "--prompt-tokens", "256", "--output-tokens", "128", "--qps", "0.05", "--itl-p95-ms", "150")
+TINY += ("--ttft-p95-ms", "2000", "--model", "Llama-3.2-1B", "--precision", "int4")
+
+
+def test_a_plan_led_by_a_cpu_instance_is_priced_on_its_best_gpu_option(cli):
+    code, out, err = cli(*TINY, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["deployment"]["gpu"] == "T4"
+
+
+def test_only_cpu_options_left_is_one_line_and_exit_2(cli):
+    code, out, err = cli(*TINY, "--budget-usd-month", "300")  # under the cheapest GPU, over the CPU instance
+    assert code == 2 and out == ""
+    assert "tco prices GPU deployments" in err and len(err.strip().splitlines()) == 1
+
+
 def test_unwritable_plot_path_fails_before_planning_and_leaves_no_file(cli, tmp_path: Path):
     missing = tmp_path / "no-such-folder" / "tco.png"
     code, _, err = cli(*WORKLOAD, "--plot", str(missing))

@@ -414,8 +414,8 @@ def tco_command(
     option = next((o for o in plan.options if o.candidate.cpu is None), None)
     if option is None:
         raise UsageError(
-            "tco prices GPU deployments, and only CPU options meet this workload: "
-            "compare CPU instances with `servewise plan`, or allow GPUs (drop --cpu / constraints.cpu)"
+            "tco prices GPU deployments, and only CPU options meet this workload: compare CPU instances with "
+            "`servewise plan`, or relax what rules the GPUs out (budget, SLO, --gpu/--provider constraints)"
         )
     c = option.candidate
     gpu = next(g for g in snapshot.accelerators if g.name == c.gpu)
