@@ -8,6 +8,7 @@ is wanted at all.
 from __future__ import annotations
 
 from ._aliases import fold, gpu_family, model_name_forms, resolve_gpu, resolve_model
+from ._audit import DeployAuditEntry
 from ._db import HEAD_REVISION, mask_url
 from ._health import STALE_AFTER_DAYS, Finding, HealthReport, check_health
 from ._loader import DataKind, PackagedData, load_packaged, packaged_fingerprint, parse_csv, valid_columns
@@ -36,6 +37,7 @@ __all__ = [
     "CloudOffer",
     "CpuSpec",
     "DataKind",
+    "DeployAuditEntry",
     "Finding",
     "HealthReport",
     "ModelSpec",

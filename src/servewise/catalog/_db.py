@@ -63,7 +63,7 @@ __all__ = [
     "write_transaction",
 ]
 
-HEAD_REVISION = "0002_cpus"
+HEAD_REVISION = "0003_deploy_audit"
 """The newest file in ``migrations/versions``; a test checks it against Alembic's script directory."""
 
 FINGERPRINT_KEY = "packaged_fingerprint"

@@ -20,6 +20,7 @@ from servewise.errors import CatalogError, UnknownNameError
 from servewise.settings import Settings
 
 from ._aliases import GPU_KIND, MODEL_KIND, fold, gpu_family, resolve_gpu, resolve_model
+from ._audit import DeployAuditEntry, read_deploy_audit, record_deploy_audit
 from ._db import ORIGIN_USER, TABLES, connect_engine, ensure_ready, first_line, mask_url, write_transaction
 from ._health import HealthReport, check_health
 from ._loader import DataKind, key_columns, natural_key, parse_csv, to_record
@@ -273,6 +274,16 @@ class Catalog:
                 "rolled back); fix the offending values in the file and run the import again"
             ) from None
         return len(rows)
+
+    # -- deploy audit log ------------------------------------------------------------------------------------
+
+    def record_deploy(self, entry: DeployAuditEntry) -> int:
+        """Append one ``deploy --apply`` to the audit log (table ``deploy_audit``); returns its id."""
+        return record_deploy_audit(self._engine, entry)
+
+    def deploy_audit(self, *, limit: int = 20) -> list[DeployAuditEntry]:
+        """The ``limit`` most recent applies, newest first."""
+        return read_deploy_audit(self._engine, limit=limit)
 
 
 def _data_kind(kind: DataKind | str) -> DataKind:

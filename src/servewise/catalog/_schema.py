@@ -11,10 +11,10 @@ tests compare the migrated database with this metadata.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Double, Index, MetaData, String, UniqueConstraint
+from sqlalchemy import DateTime, Double, Index, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "CatalogMetaRow",
     "CloudOfferRow",
     "CpuRow",
+    "DeployAuditRow",
     "ModelRow",
     "UseCaseRow",
 ]
@@ -216,3 +217,28 @@ class CatalogMetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str]
+
+
+class DeployAuditRow(Base):
+    """One ``servewise deploy --apply`` (dry runs and failures too): who, what, when and how it ended.
+
+    ``objects`` is a JSON list of ``{kind, namespace, name, action}``; ``plan_sha256`` names the exact plan file."""
+
+    __tablename__ = "deploy_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    os_user: Mapped[str]
+    kube_user: Mapped[str | None]
+    kube_context: Mapped[str | None]
+    cluster: Mapped[str | None]
+    plan_path: Mapped[str]
+    plan_sha256: Mapped[str] = mapped_column(String(64))
+    option_rank: Mapped[int]
+    target: Mapped[str] = mapped_column(String(16))
+    namespace: Mapped[str]
+    objects: Mapped[str]
+    object_count: Mapped[int]
+    dry_run: Mapped[bool]
+    result: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str]

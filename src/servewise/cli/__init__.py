@@ -18,6 +18,7 @@ from ._autoscale import autoscale_command
 from ._calibrate import calibrate_command
 from ._catalog import catalog_app
 from ._compare import compare_command
+from ._deploy import deploy_command
 from ._evalcost import evalcost_command
 from ._mixed import mixed_command
 from ._montecarlo import montecarlo_command
@@ -47,6 +48,7 @@ app.command("mixed")(mixed_command)
 app.command("autoscale")(autoscale_command)
 app.command("compare")(compare_command)
 app.command("montecarlo")(montecarlo_command)
+app.command("deploy")(deploy_command)
 
 
 def main(argv: list[str] | None = None) -> None:
