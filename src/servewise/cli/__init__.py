@@ -15,6 +15,7 @@ from servewise.errors import ServewiseError
 from ._accuracy import accuracy_command
 from ._alerts import alerts_command
 from ._autoscale import autoscale_command
+from ._bench import bench_app
 from ._calibrate import calibrate_command
 from ._catalog import catalog_app
 from ._compare import compare_command
@@ -25,6 +26,7 @@ from ._montecarlo import montecarlo_command
 from ._output import fail
 from ._plan import plan_command
 from ._predict import predict_command
+from ._simulate import simulate_command
 from ._tco import tco_command
 
 __all__ = ["app", "main"]
@@ -37,8 +39,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(bench_app, name="bench")
 app.command("plan")(plan_command)
 app.command("predict")(predict_command)
+app.command("simulate")(simulate_command)
 app.command("accuracy")(accuracy_command)
 app.command("calibrate")(calibrate_command)
 app.command("tco")(tco_command)
@@ -64,7 +68,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.TyperException
     ) as err:  # Typer's usage errors: no such option, invalid value, missing argument
         code = int(getattr(err, "exit_code", 2))
-        fail(f"{err.format_message()} (see `servewise --help`)", code)
+        message = err.format_message()
+        if not message:  # a command group called bare: its help is already printed
+            sys.exit(code)
+        fail(f"{message} (see `servewise --help`)", code)
     else:
         if isinstance(result, int) and result:  # typer.Exit(code) returns its code without standalone mode
             sys.exit(result)
