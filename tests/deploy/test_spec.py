@@ -108,6 +108,16 @@ def test_engine_flags_come_from_the_option(plan):
     assert spec.image == VLLM_IMAGE
 
 
+def test_the_default_block_size_is_left_to_vllm_and_another_one_is_forced(plan):
+    # an explicit 16 would override the 64/128-token blocks vLLM picks for MLA models (FlashMLA, CUTLASS MLA)
+    document = plan("single_gpu")
+    assert document["options"][document["chosen"]]["candidate"]["engine"]["block_size_tokens"] == 16
+    assert "--block-size" not in deploy_spec(document).engine_flags
+    document["options"][document["chosen"]]["candidate"]["engine"]["block_size_tokens"] = 32
+    flags = deploy_spec(document).engine_flags
+    assert flags[flags.index("--block-size") + 1] == "32"
+
+
 def test_max_model_len_follows_the_workload_not_a_constant(plan):
     long_prompts = plan("prefix")
     short = deploy_spec(plan("single_gpu"))

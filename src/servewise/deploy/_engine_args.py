@@ -5,13 +5,25 @@ argument: ``vllm serve --model`` has been deprecated since v0.20.0 ("you should 
 argument", vllm-project/vllm#39518) and will be removed.
 
     <model> --tensor-parallel-size tp --max-model-len L --max-num-seqs S --max-num-batched-tokens B
-            --gpu-memory-utilization u --block-size b --dtype d [--quantization fp8] [--kv-cache-dtype fp8]
+            --gpu-memory-utilization u [--block-size b] --dtype d [--quantization fp8] [--kv-cache-dtype fp8]
             [--enable-prefix-caching] --port 8000
 
 ``L`` is the plan's ``perf.memory.max_model_len`` (p99.9 prompt + p99.9 output of the workload, rounded up to 256,
 see ``planner.max_model_len``): the KV-cache sizing the SLO predictions rest on. S, B, u, b are the option's
 ``candidate.engine``. A CPU replica drops the GPU-only ``--gpu-memory-utilization`` and ``--block-size`` (the CPU
 backend sizes its cache from ``VLLM_CPU_KVCACHE_SPACE``).
+
+``--block-size`` is written only when the plan's block differs from ``VLLM_DEFAULT_BLOCK_SIZE_TOKENS`` (16): vLLM's
+``--block-size`` defaults to None and the platform then picks it (16 for standard attention on CUDA, 64 or 128
+for the MLA kernels FlashMLA / CUTLASS MLA, a computed size for hybrid Mamba models; vllm-project/vllm#24692,
+#25478, #24486). Forcing 16 would override that choice for DeepSeek-style models; the plan's 16 is the assumption
+"vLLM's default", so leaving the flag out keeps the deployment on the engine the plan assumed.
+
+Prefix caching: ``--enable-prefix-caching`` when the workload has ``prefix_share > 0`` (the plan skipped that
+share of prefill, so the deployment needs the cache). With no sharing the flag is left out and vLLM's own default
+applies (prefix caching on in the V1 engine, off where a model does not support it): the plan counted no cache
+hits, so any hit only makes the real replica faster than planned; forcing ``--no-enable-prefix-caching`` would
+throw away shared system prompts the workload model did not describe.
 
 Precision (``candidate.precision``) against the checkpoint the catalog names (``candidate.hf_id``):
 
@@ -36,6 +48,7 @@ from servewise.errors import UsageError
 __all__ = [
     "NATIVE_CHECKPOINT_PRECISION",
     "VLLM_CPU_IMAGE",
+    "VLLM_DEFAULT_BLOCK_SIZE_TOKENS",
     "VLLM_IMAGE",
     "VLLM_PORT",
     "EngineArgs",
@@ -52,6 +65,10 @@ VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0-x86_64"
 ``docker pull vllm/vllm-openai-cpu:v${VLLM_VERSION}-x86_64``; older releases went to
 ``public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo``). Same version as ``VLLM_IMAGE``; every CPU instance in the
 catalog is x86-64 (Intel Xeon Platinum 8488C)."""
+
+VLLM_DEFAULT_BLOCK_SIZE_TOKENS = 16
+"""The KV block the plan assumes when it assumes vLLM's default (CUDA standard attention); see the module
+docstring for why the flag is omitted at this value."""
 
 VLLM_PORT = 8000
 """vLLM's default API port; /health, /metrics and /v1/* are all served on it."""
@@ -134,12 +151,10 @@ def engine_args(
         str(int(engine["max_num_batched_tokens"])),
     ]
     if not cpu:
-        args += [
-            "--gpu-memory-utilization",
-            f"{float(engine['gpu_memory_utilization']):g}",
-            "--block-size",
-            str(int(engine["block_size_tokens"])),
-        ]
+        args += ["--gpu-memory-utilization", f"{float(engine['gpu_memory_utilization']):g}"]
+        block_size_tokens = int(engine["block_size_tokens"])
+        if block_size_tokens != VLLM_DEFAULT_BLOCK_SIZE_TOKENS:
+            args += ["--block-size", str(block_size_tokens)]
     args += flags
     if kv_fp8:
         args += ["--kv-cache-dtype", "fp8"]

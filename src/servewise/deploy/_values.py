@@ -1,8 +1,8 @@
 """The values every template reads: the Helm chart's ``values.yaml`` and the Jinja templates of ``kubernetes/``.
 
 Why one dict for both: the helm target ships a chart *and* the objects it renders, so the two must agree; they do
-when both template sets only place these values. PromQL is built here (the numbers it compares with are the
-plan's), so the chart's PrometheusRule is one ``toYaml``.
+when both template sets only place these values. PromQL is built in ``_alerts`` (the numbers it compares with
+are the plan's), so the chart's PrometheusRule is one ``toYaml``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._alerts import metric_selector, rule_groups, workload_name
 from ._engine_args import VLLM_PORT
 from ._spec import DeploySpec
 
 __all__ = [
     "CACHE_MOUNT",
     "COMPILE_CACHE_GIB",
+    "CONTAINER_DEFAULT_LIMITS",
+    "CONTAINER_DEFAULT_REQUESTS",
     "HF_TOKEN_SECRET",
     "KSERVE_PORT",
     "MONITORING_NAMESPACE",
@@ -29,20 +32,18 @@ COMPILE_CACHE_GIB = 10
 (``VLLM_CACHE_ROOT``, ~/.triton, ~/.cache) written at start-up. An assumption; raise ``cache.sizeLimit`` if a pod is
 evicted for ephemeral storage."""
 HF_TOKEN_SECRET = {"name": "hf-token", "key": "HF_TOKEN"}
+CONTAINER_DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
+CONTAINER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+"""LimitRange defaults for containers that set no resources (an assumption: enough for a debug shell or a small
+sidecar); the vLLM container sets its own."""
 KSERVE_PORT = 8080
 """KServe model servers listen on 8080."""
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Prometheus Operator's governing service in ``monitoring``; KEDA queries it. Change it to your Prometheus."""
 GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "servewise-gateway"}
-HOURS_PER_MONTH = 730
 STARTUP_FAILURES = 180
 """x 10 s = 30 minutes for the first start: download, weight load and CUDA-graph capture of a large model."""
-
-
-def _num(value: float) -> str:
-    """A plan number exactly as the plan has it (shortest round-trip form), never rounded for display."""
-    return repr(float(value)) if value != int(value) else str(int(value))
 
 
 def _quantity_mib(mib: int) -> str:
@@ -61,6 +62,21 @@ def _resources(spec: DeploySpec) -> dict[str, Any]:
     if spec.pod.gpus:
         amounts["nvidia.com/gpu"] = spec.pod.gpus
     return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _limit_range(spec: DeploySpec) -> dict[str, Any]:
+    """Per-container bounds: at most one replica's CPU and memory, and small defaults for containers that set none.
+
+    Why explicit defaults and no GPU key: the API server defaults a LimitRange's ``default`` to its ``max`` and
+    ``defaultRequest`` to ``default``, so a ``max`` alone would give every container without resources (a debug
+    pod, a sidecar) a whole replica's memory and, with ``nvidia.com/gpu`` in ``max``, a GPU. The ResourceQuota
+    caps GPUs for the namespace; the defaults let a container that names no resources be admitted under it."""
+    limits = _resources(spec)["limits"]
+    return {
+        "max": {"cpu": limits["cpu"], "memory": limits["memory"]},
+        "default": dict(CONTAINER_DEFAULT_LIMITS),
+        "defaultRequest": dict(CONTAINER_DEFAULT_REQUESTS),
+    }
 
 
 def _cache_gib(spec: DeploySpec) -> int:
@@ -131,98 +147,6 @@ def _tolerations(spec: DeploySpec) -> list[dict[str, Any]]:
     return out
 
 
-def _selector(spec: DeploySpec, target: str) -> str:
-    service = f"{spec.name}-predictor" if target == "kserve" else spec.name
-    return f'namespace="{spec.namespace}",service="{service}"'
-
-
-def _histogram_alert(name: str, metric: str, target_s: float, selector: str, what: str) -> dict[str, Any]:
-    return {
-        "alert": name,
-        "expr": (
-            f"histogram_quantile(0.95, sum by (le) (rate({metric}_bucket{{{selector}}}[5m]))) > {_num(target_s)}"
-        ),
-        "for": "10m",
-        "labels": {"severity": "warning"},
-        "annotations": {
-            "summary": f"p95 {what} above the SLO of {target_s * 1000:g} ms",
-            "description": f"p95 of {metric} over 5 minutes exceeds the workload's target ({target_s:g} s).",
-        },
-    }
-
-
-def _rule_groups(spec: DeploySpec, target: str) -> list[dict[str, Any]]:
-    selector = _selector(spec, target)
-    deployment = f"{spec.name}-predictor" if target == "kserve" else spec.name
-    slo_rules: list[dict[str, Any]] = []
-    for name, metric, target_s, what in (
-        ("ServewiseTTFTp95AboveSLO", "vllm:time_to_first_token_seconds", spec.ttft_p95_target_s, "TTFT"),
-        (
-            "ServewiseITLp95AboveSLO",
-            "vllm:inter_token_latency_seconds",
-            spec.itl_p95_target_s,
-            "inter-token latency",
-        ),
-        ("ServewiseE2Ep95AboveSLO", "vllm:e2e_request_latency_seconds", spec.e2e_p95_target_s, "E2E latency"),
-    ):
-        if target_s is not None:
-            slo_rules.append(_histogram_alert(name, metric, target_s, selector, what))
-    slo_rules.append(
-        {
-            "alert": "ServewiseErrorRateHigh",
-            "expr": (
-                f'sum(rate(http_requests_total{{{selector},status=~"5.."}}[5m])) / '
-                f"sum(rate(http_requests_total{{{selector}}}[5m])) > {_num(spec.error_ratio_slo)}"
-            ),
-            "for": "10m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": f"more than {spec.error_ratio_slo:.0%} of requests fail (5xx)",
-                "description": "Error-rate threshold is an assumption (99% success objective); the workload has none.",
-            },
-        }
-    )
-    rate = f'servewise:deployment_cost_usd_per_hour{{namespace="{spec.namespace}",deployment="{deployment}"}}'
-    cost_rules: list[dict[str, Any]] = [
-        {
-            "record": "servewise:deployment_cost_usd_per_hour",
-            "expr": (
-                f'sum by (namespace, deployment) (kube_deployment_status_replicas_ready{{namespace="{spec.namespace}",'
-                f'deployment="{deployment}"}}) * {_num(spec.usd_per_replica_hour)}'
-            ),
-        }
-    ]
-    for level in spec.budget_levels:
-        pct = f"{level.threshold_pct:g}"
-        usd = _num(level.threshold_usd)
-        cost_rules += [
-            {
-                "alert": f"ServewiseProjectedMonthlySpend{pct.replace('.', '_')}Pct",
-                "expr": f"{rate} * {HOURS_PER_MONTH} > {usd}",
-                "for": "1h",
-                "labels": {"severity": "critical" if level.threshold_pct >= 100 else "warning"},
-                "annotations": {
-                    "summary": f"projected month above {pct}% of the ${spec.budget_usd_month:,.2f} budget (${usd})",
-                    "description": "ready replicas x $/replica-hour x 730 h, at the current replica count.",
-                },
-            },
-            {
-                "alert": f"ServewiseRolling30dSpend{pct.replace('.', '_')}Pct",
-                "expr": f"sum_over_time({rate}[30d:1h]) > {usd}",
-                "labels": {"severity": "critical" if level.threshold_pct >= 100 else "warning"},
-                "annotations": {
-                    "summary": f"last 30 days' spend above {pct}% of the ${spec.budget_usd_month:,.2f} budget (${usd})",
-                    "description": "hourly samples of the cost rate summed over 30 days (the month-to-date stand-in "
-                    "PromQL can compute; calendar-month spend is what the cloud budget in terraform/ alerts on).",
-                },
-            },
-        ]
-    return [
-        {"name": f"servewise-{spec.name}-slo", "rules": slo_rules},
-        {"name": f"servewise-{spec.name}-cost", "interval": "1m", "rules": cost_rules},
-    ]
-
-
 def values(spec: DeploySpec, target: str) -> dict[str, Any]:
     """The values of ``spec`` for ``target`` (``kserve`` changes port, selectors and names)."""
     port = KSERVE_PORT if target == "kserve" else VLLM_PORT
@@ -240,7 +164,7 @@ def values(spec: DeploySpec, target: str) -> dict[str, Any]:
         "servewise.dev/offer": f"{spec.provider} {spec.region} {', '.join(spec.instance_types)}",
         "servewise.dev/price-source": spec.price_source,
     }
-    query = f"sum(vllm:num_requests_waiting{{{_selector(spec, target)}}})"
+    query = f"sum(vllm:num_requests_waiting{{{metric_selector(spec, target)}}})"
     kserve = target == "kserve"
     return {
         "name": spec.name,
@@ -264,7 +188,7 @@ def values(spec: DeploySpec, target: str) -> dict[str, Any]:
             "app.kubernetes.io/name": spec.name,
             "app.kubernetes.io/instance": spec.name,
         },
-        "workloadName": f"{spec.name}-predictor" if kserve else spec.name,
+        "workloadName": workload_name(spec, target),
         "podSelector": {"serving.kserve.io/inferenceservice": spec.name}
         if kserve
         else {
@@ -310,12 +234,12 @@ def values(spec: DeploySpec, target: str) -> dict[str, Any]:
                 "limits.memory": _quantity_mib(spec.quota.memory_mib),
             }
         },
-        "limitRange": {"max": _resources(spec)["limits"]},
+        "limitRange": _limit_range(spec),
         "networkPolicy": {
             "gatewayPodLabels": dict(GATEWAY_POD_LABELS),
             "monitoringNamespace": MONITORING_NAMESPACE,
         },
         "serviceMonitor": {"interval": "15s", "path": "/metrics"},
-        "prometheusRule": {"groups": _rule_groups(spec, target)},
+        "prometheusRule": {"groups": rule_groups(spec, target)},
         "hfTokenSecret": dict(HF_TOKEN_SECRET),
     }
