@@ -99,6 +99,18 @@ def test_against_a_plan_prints_predicted_next_to_measured(cli, fast: TinyServer,
     assert out.splitlines()[0] == "label,key,predicted,measured,error_pct"
 
 
+def test_against_without_lengths_sends_the_plans_workload_lengths(cli, fast: TinyServer, tmp_path: Path):
+    """The replica a plan deploys refuses requests longer than its max_model_len, so --against without --isl/--osl
+    measures the plan's own workload (chatbot_conversational: 512 -> 256), not the 1024 -> 128 default."""
+    plan = tmp_path / "plan.json"
+    code, _, err = cli("plan", "-u", "chatbot_conversational", "--qps", "2", "--gpu", "L4", "--model",
+                       "Llama-3.1-8B", "-o", str(plan))  # fmt: skip
+    assert code == 0, err
+    document = _json(cli, "bench", fast.url, "-c", "1", "--requests", "2", "--against", str(plan))
+    assert (document["lengths"]["isl"], document["lengths"]["osl"]) == (512, 256)
+    assert any("mean lengths of" in line for line in document["assumptions"])
+
+
 def test_save_adds_closed_loop_rows_to_the_catalog(cli, fast: TinyServer, sqlite_url: str):
     code, _, err = cli("bench", fast.url, "-c", "1,2", *SMALL, "--save", "--model-name", "llama-3.1-8b",
                        "--gpu", "l4", "--precision", "bf16", "--db-url", sqlite_url)  # fmt: skip

@@ -153,7 +153,12 @@ def run_assumptions(plan: LoadPlan, lengths: Mapping[str, Any], *, ignore_eos: b
             f"{DEFAULT_OPEN_LOOP_REQUESTS} (Poisson), as the catalog's benchmarks ran; set --requests or --duration"
         )
     defaulted = lengths.get("defaulted") or []
-    if defaulted:
+    if lengths.get("from_plan"):
+        out.append(
+            f"--isl/--osl not given: {lengths['isl']} -> {lengths['osl']} tokens, the mean lengths of "
+            f"{lengths['from_plan']}'s workload"
+        )
+    elif defaulted:
         out.append(
             f"{' and '.join(defaulted)} not given: {lengths['isl']} -> {lengths['osl']} tokens "
             "(vllm bench serve's random-dataset defaults 1024 -> 128)"

@@ -46,6 +46,7 @@ from servewise.bench import (
     save_points,
     summary_keys,
 )
+from servewise.deploy import load_plan_document
 from servewise.errors import CatalogError, ServewiseError, UsageError
 from servewise.perf._arrivals import LengthSampler, load_trace, sampled_lengths, uniform_lengths
 from servewise.perf._benchpoint import RANGE_RATIO
@@ -163,6 +164,16 @@ def _lengths(
         "range_ratio": range_ratio,
         "defaulted": defaulted,
     }
+
+
+def _plan_lengths(plan: Path) -> tuple[int, int]:
+    """The plan workload's mean prompt and output tokens: what ``--against`` measures when no lengths are given (the
+    replica it deploys refuses longer requests than the workload's ``max_model_len``)."""
+    traffic = load_plan_document(plan)["workload"]["traffic"]
+    return (
+        max(1, round(float(traffic["prompt_tokens"]["mean"]))),
+        max(1, round(float(traffic["output_tokens"]["mean"]))),
+    )
 
 
 # -- running ---------------------------------------------------------------------------------------------------
@@ -354,7 +365,18 @@ def bench_run_command(
     throughput and errors per level."""
     with reported():
         levels = _levels(concurrency, rate, trace)
+        from_plan = (
+            against is not None
+            and levels[0].mode is LoadMode.closed
+            and isl is None
+            and osl is None
+            and workload is None
+        )
+        if from_plan and against is not None:
+            isl, osl = _plan_lengths(against)
         sampler, lengths = _lengths(isl, osl, workload, range_ratio, trace is not None)
+        if from_plan:
+            lengths["from_plan"] = str(against)
         trace_requests = load_trace(trace).requests if trace is not None else ()
         closed = levels[0].mode is LoadMode.closed
         target: PlanTarget | None = None
