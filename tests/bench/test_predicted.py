@@ -56,11 +56,11 @@ def test_bad_plans_are_one_line_errors(plan_file, tmp_path: Path):
     path, db_url = plan_file
     with pytest.raises(UsageError, match="no option of rank 99"):
         plan_target(path, 99, db_url=db_url)
-    with pytest.raises(UsageError, match="no such file"):
+    with pytest.raises(UsageError, match="does not exist"):
         plan_target(tmp_path / "none.json", None)
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    with pytest.raises(UsageError, match="not a plan document"):
+    with pytest.raises(UsageError, match="is not JSON"):
         plan_target(broken, None)
     target = plan_target(path, None, db_url=db_url)
     with pytest.raises(UsageError, match="max_model_len"):

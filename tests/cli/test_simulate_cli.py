@@ -29,11 +29,11 @@ def test_needs_a_configuration(cli: Callable[..., CliResult], tmp_path: Path) ->
     bad = tmp_path / "plan.json"
     bad.write_text("{not json")
     code, _, err = cli("simulate", "--plan", str(bad))
-    assert code == 2 and "not a plan JSON document" in err
+    assert code == 2 and "is not JSON" in err
     code, _, err = cli("simulate", "--plan", str(bad), "--model", "Llama-3.1-8B")
     assert code == 2 and "not both" in err
     code, _, err = cli("simulate", "--plan", str(tmp_path / "missing.json"))
-    assert code == 2 and "cannot read plan" in err
+    assert code == 2 and "does not exist" in err
 
 
 def _free_port() -> int:

@@ -9,13 +9,13 @@ prediction is ``servewise.simulator.predicted_point``'s run — ``perf.simulate`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from servewise.errors import UsageError
+from servewise.planner import load_plan_document
 from servewise.simulator import SimulatorConfig, config_from_plan, predicted_point
 
 from ._report import comparison_rows, flat_row
@@ -38,20 +38,7 @@ class PlanTarget:
 
 def plan_target(path: Path, option: int | None, *, db_url: str | None = None) -> PlanTarget:
     """Option of rank ``option`` (default: the plan's chosen one) of the plan document at ``path``."""
-    try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"cannot read plan {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"cannot read plan {path}: it is a folder; give the plan's JSON file") from None
-    except OSError as err:
-        raise UsageError(f"cannot read plan {path}: {err.strerror or err}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(
-            f"{path} is not a plan document ({type(err).__name__}); write one with `servewise plan ... -o plan.json`"
-        ) from None
-    if not isinstance(document, dict):
-        raise UsageError(f"{path} is not a plan document; write one with `servewise plan ... -o plan.json`")
+    document = load_plan_document(path)
     rank = option
     if rank is None:
         options, chosen = document.get("options"), document.get("chosen")

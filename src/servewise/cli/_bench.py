@@ -46,10 +46,10 @@ from servewise.bench import (
     save_points,
     summary_keys,
 )
-from servewise.deploy import load_plan_document
 from servewise.errors import CatalogError, ServewiseError, UsageError
 from servewise.perf._arrivals import LengthSampler, load_trace, sampled_lengths, uniform_lengths
 from servewise.perf._benchpoint import RANGE_RATIO
+from servewise.planner import load_plan_document
 from servewise.workload import LengthDistribution, build_workload, load_workload_file
 
 from ._bench_import import (

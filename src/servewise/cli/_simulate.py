@@ -4,32 +4,18 @@ See docs/simulator.md."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from servewise.errors import UsageError
+from servewise.planner import load_plan_document
 from servewise.simulator import SimulatorConfig, config_from_plan, serve, simulator_config
 
 from ._predict import Backend
 
 __all__ = ["simulate_command"]
-
-
-def _read_plan(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise UsageError(f"cannot read plan {path}: {err.strerror or err}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(
-            f"{path} is not a plan JSON document ({err}); write one with `servewise plan -o`"
-        ) from None
-    if not isinstance(document, dict):
-        raise UsageError(f"{path} is not a plan JSON document; write one with `servewise plan -o plan.json`")
-    return document
 
 
 def simulate_command(
@@ -72,7 +58,7 @@ def simulate_command(
         if model or gpu:
             raise UsageError("give either --plan (and --option) or --model/--gpu, not both")
         config = config_from_plan(
-            _read_plan(plan), option, speed=speed, max_waiting=max_waiting, seed=seed, db_url=db_url
+            load_plan_document(plan), option, speed=speed, max_waiting=max_waiting, seed=seed, db_url=db_url
         )
     else:
         if not model or not gpu:

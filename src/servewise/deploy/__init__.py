@@ -7,10 +7,11 @@ files. Pure: no I/O besides reading the plan file and the packaged templates. Fo
 secrets); ``apply_objects`` server-side applies it (the ``kube`` extra). Checks and RBAC: docs/deploy-check-apply.md.
 """
 
+from servewise.planner import PlanFileError, load_plan_document
+
 from ._apply import AppliedObject, ApplyResult, KubeTarget, apply_objects, kube_target
 from ._checks import BudgetExpectation
 from ._engine_args import NATIVE_CHECKPOINT_PRECISION, VLLM_CPU_IMAGE, VLLM_IMAGE
-from ._plan_file import PlanFileError, load_plan_document
 from ._render import RenderedFile, render_bundle
 from ._report import BundleFile, CheckReport, CheckResult, Problem
 from ._schemas import K8S_VERSION

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from servewise.errors import UsageError
+from servewise.planner import check_plan_document
 
 from ._engine_args import VLLM_CPU_IMAGE, VLLM_IMAGE, engine_args
 from ._nodes import Placement, node_placement
-from ._plan_file import check_plan_document
 from ._resources import PodResources, Quota, cpu_pod_resources, gpu_pod_resources, quota
 from ._scaling import Scaling, scaling
 

@@ -32,6 +32,7 @@ from ._plan import (
     plan_json_schema,
     rejection_counts,
 )
+from ._plan_file import PlanFileError, check_plan_document, load_plan_document
 from ._rank import explain_choice, infeasibility_message, rank_options, require_feasible
 from ._search import TP_SIZES, ParamsLookup, make_plan, max_model_len, request_shape
 from ._split import LengthSplit, length_cdf, partial_moment, split_lengths, threshold_for_share
@@ -57,6 +58,7 @@ __all__ = [
     "OptionRisk",
     "ParamsLookup",
     "Plan",
+    "PlanFileError",
     "PlanOption",
     "Pool",
     "RayExecutor",
@@ -65,10 +67,12 @@ __all__ = [
     "SideSummary",
     "Uncertainty",
     "api_overflow",
+    "check_plan_document",
     "compare_plans",
     "explain_choice",
     "infeasibility_message",
     "length_cdf",
+    "load_plan_document",
     "make_executor",
     "make_mixed_plan",
     "make_plan",

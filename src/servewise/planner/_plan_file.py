@@ -1,4 +1,5 @@
-"""Reading the plan document that ``servewise plan -o plan.json`` wrote: the one input of ``deploy``.
+"""Reading the plan document that ``servewise plan -o plan.json`` wrote: the input of ``deploy``, ``simulate --plan``
+and ``bench --against``.
 
 Why a check of its own: the document is a file a user may have edited, renamed or produced with another version, so
 every way it can be unusable gets one line that says what to do, before anything is rendered.
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from servewise.errors import UsageError
-from servewise.planner import PLAN_SCHEMA_VERSION
 
-__all__ = ["PlanFileError", "load_plan_document"]
+from ._plan import PLAN_SCHEMA_VERSION
+
+__all__ = ["PlanFileError", "check_plan_document", "load_plan_document"]
 
 _HOW_TO_MAKE = "write one with `servewise plan ... -o plan.json`"
 
