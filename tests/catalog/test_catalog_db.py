@@ -348,3 +348,14 @@ def test_database_error_during_first_import_is_one_line_and_changes_nothing(
     monkeypatch.undo()
     assert _tables(db_url) == set()
     open_catalog(db_url).close()
+
+
+def test_a_sqlite_file_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
+    """One write per gateway request: with the default rollback journal every commit fsyncs the file."""
+    engine = connect_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        engine.dispose()

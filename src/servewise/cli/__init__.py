@@ -21,6 +21,7 @@ from ._catalog import catalog_app
 from ._compare import compare_command
 from ._deploy import deploy_command
 from ._evalcost import evalcost_command
+from ._gateway import gateway_app
 from ._mixed import mixed_command
 from ._montecarlo import montecarlo_command
 from ._output import fail
@@ -40,6 +41,7 @@ app = typer.Typer(
 )
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(bench_app, name="bench")
+app.add_typer(gateway_app, name="gateway")
 app.command("plan")(plan_command)
 app.command("predict")(predict_command)
 app.command("simulate")(simulate_command)

@@ -1,0 +1,75 @@
+"""``servewise gateway --config gateway.yaml`` (serve) and its admin subcommands ``keys``, ``budgets``, ``spend``.
+
+Why a group whose default command is ``serve``: ``gateway --config X`` must serve while ``gateway keys create``
+is a subcommand; as in ``servewise bench``, the group reads the first word — a known subcommand picks it, anything
+else (an option such as ``--config``) goes to ``serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from ._gateway_admin import budgets_app, keys_app, spend_command
+
+__all__ = ["gateway_app"]
+
+
+class _ServeFirstGroup(TyperGroup):
+    """``gateway --config X`` runs ``gateway serve --config X``; subcommands and ``--help`` stay as they are."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's vendored click.Context
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["serve", *args]
+        return super().parse_args(ctx, args)
+
+
+gateway_app = typer.Typer(
+    name="gateway",
+    cls=_ServeFirstGroup,
+    help="Budget-aware OpenAI-compatible gateway: `servewise gateway --config gateway.yaml` serves it; "
+    "`keys`, `budgets` and `spend` manage tenants and report spend.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="gateway YAML (see docs/gateway.md)")]
+
+
+def gateway_serve_command(
+    config: ConfigOption,
+    host: Annotated[
+        str | None, typer.Option("--host", help="listen address (default: config listen.host)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="listen port (default: config listen.port)")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "info",
+) -> None:
+    """Serve the gateway until interrupted (Ctrl-C flushes the ledger before exiting)."""
+    import uvicorn
+
+    from servewise.gateway import create_gateway_app, load_gateway_config
+
+    loaded = load_gateway_config(config)
+    app = create_gateway_app(loaded)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        app,
+        host=host or loaded.listen.host,
+        port=loaded.listen.port if port is None else port,
+        log_level=log_level.lower(),
+        access_log=False,
+        lifespan="on",
+    )
+
+
+gateway_app.command("serve")(gateway_serve_command)
+gateway_app.add_typer(keys_app, name="keys")
+gateway_app.add_typer(budgets_app, name="budgets")
+gateway_app.command("spend")(spend_command)
