@@ -59,6 +59,8 @@ def gateway_serve_command(
     loaded = load_gateway_config(config)
     app = create_gateway_app(loaded)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level.lower() != "debug":  # httpx logs every upstream call and every queue-depth poll at INFO
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         app,
         host=host or loaded.listen.host,
