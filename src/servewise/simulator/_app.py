@@ -5,7 +5,6 @@ load generators use): ``/v1/models``, ``/v1/chat/completions``, ``/v1/completion
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,13 +14,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ._config import SimulatorConfig
-from ._live import LiveEngine, QueueFullError, RequestStream
+from ._live import LiveEngine, QueueFullError
 from ._metrics import ReplicaMetrics
+from ._sse import ChunkFormat, SSEResponse
 from ._tokens import TOKEN_COUNT_METHOD, chat_prompt_tokens, synthetic_text, text_tokens
 
 __all__ = ["create_app"]
@@ -156,30 +156,25 @@ class _Answer:
             return "length"
         return "stop"
 
+    def chunks(self, generated: int) -> ChunkFormat:
+        """The SSE bytes of this answer streamed (``generated`` tokens)."""
+        pieces = None if self.cut is None else [self.piece(index) for index in range(generated)]
+        return ChunkFormat(
+            chat=self.job.chat,
+            response_id=self.id,
+            created=self.created,
+            model=self.job.model,
+            finish_reason=self.finish_reason(),
+            pieces=pieces,
+            usage=self.usage(generated) if self.job.include_usage else None,
+        )
+
     def usage(self, completion_tokens: int) -> dict[str, int]:
         prompt = self.job.prompt_tokens
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt + completion_tokens,
-        }
-
-    def chunk(self, text: str | None, finish: str | None, *, first: bool) -> dict[str, Any]:
-        if self.job.chat:
-            delta: dict[str, Any] = {} if text is None else {"content": text}
-            if first:
-                delta = {"role": "assistant", **delta}
-            choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            kind = "chat.completion.chunk"
-        else:
-            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
-            kind = "text_completion"
-        return {
-            "id": self.id,
-            "object": kind,
-            "created": self.created,
-            "model": self.job.model,
-            "choices": [choice],
         }
 
     def whole(self, text: str, completion_tokens: int) -> dict[str, Any]:
@@ -323,11 +318,10 @@ def create_app(config: SimulatorConfig) -> FastAPI:
             ) from None
         answer = _Answer(job, cut)
         if job.stream:
-            return StreamingResponse(
-                _sse(stream, answer, generated), media_type="text/event-stream", headers=headers
-            )
-        parts = [answer.piece(event.index) async for event in stream.events()]
-        return JSONResponse(answer.whole("".join(parts), generated), headers=headers)
+            return SSEResponse(stream, answer.chunks(generated), metrics.lateness, headers)
+        count = await stream.collect()
+        text = "".join(answer.piece(index) for index in range(count))
+        return JSONResponse(answer.whole(text, generated), headers=headers)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatBody) -> Response:
@@ -339,20 +333,3 @@ def create_app(config: SimulatorConfig) -> FastAPI:
         return await run(job_for(body, _completion_prompt_tokens(body.prompt), body.max_tokens, "prompt"))
 
     return app
-
-
-def _sse_line(payload: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
-
-
-async def _sse(stream: RequestStream, answer: _Answer, generated: int) -> AsyncIterator[bytes]:
-    async for batch in stream.batches():
-        lines = []
-        for event in batch:
-            finish = answer.finish_reason() if event.finished else None
-            lines.append(_sse_line(answer.chunk(answer.piece(event.index), finish, first=event.index == 0)))
-        yield b"".join(lines)
-    if answer.job.include_usage:
-        usage = {**answer.chunk(None, None, first=False), "choices": [], "usage": answer.usage(generated)}
-        yield _sse_line(usage)
-    yield b"data: [DONE]\n\n"

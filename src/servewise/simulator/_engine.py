@@ -165,6 +165,17 @@ class EngineCore:
         )
 
     @property
+    def queued(self) -> int:
+        """Requests submitted that the next step cannot start (free sequence slots take the first ones), whatever
+        the core's clock: a live server's arrivals have all happened, while ``waiting`` counts only arrivals at or
+        before ``now_s`` (a replay pre-loads future ones), and that clock lags behind requests arriving while the
+        engine is idle. The server's ``max_waiting`` limit uses this count."""
+        pending = sum(1 for *_, s in self._waiting if not s.cancelled) + sum(
+            1 for *_, s in self._arrivals if not s.cancelled
+        )
+        return max(0, pending - (self.engine.max_num_seqs - len(self._running)))
+
+    @property
     def kv_usage(self) -> float:
         return self.used_blocks / self.capacity
 

@@ -4,78 +4,105 @@ the step's tokens, and starts the next.
 Clock: simulated time ``t`` maps to wall time ``wall0 + t / speed``. A request is stamped with the simulated time it
 arrived and joins the first step that starts at or after it, so requests arriving together batch together. The
 core's clock never slips: if the loop wakes late (a busy CPU), the next steps start at their simulated times and
-the loop catches up; how late each token reached its stream is recorded (``lateness``).
+the loop catches up; how late each token reached its stream is recorded (``lateness``). The wall clock is
+``time.monotonic`` (uvloop's ``loop.time()`` counts whole milliseconds); a timer that fires early is re-armed, so
+no token is handed out before its scheduled time.
 
 Each request's tokens reach its stream ``overhead`` later than the step that produced them: the step model's
 per-request frontend time, which ``perf.simulate`` adds to TTFT and E2E. Metrics record simulated seconds, the
 latencies the modelled replica would report (equal to wall seconds at ``speed`` 1).
+
+The per-token path is kept short because a step hands all its tokens out at one instant (1,000 at 1,000 streams):
+one timer for all streams (a heap of token groups by due time), not one per token; each stream's sink
+(``_sse.SSEWriter``) writes its token within that callback; the per-token histograms are filled once per step with
+the step's equal values (``observe_many``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import math
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
 
 import numpy as np
 
 from ._config import SimulatorConfig
 from ._engine import EngineCore, Sequence, StepOutcome
 from ._metrics import ReplicaMetrics
+from ._sse import TokenSink
 
-__all__ = ["LiveEngine", "QueueFullError", "RequestStream", "TokenEvent"]
+__all__ = ["LiveEngine", "QueueFullError", "RequestStream"]
+
+_Batch = list[tuple["RequestStream", int, bool]]
+"""Tokens due at one wall time: (stream, token index, last token?)."""
 
 
 class QueueFullError(Exception):
     """More requests wait than ``max_waiting`` allows."""
 
 
-@dataclass(frozen=True, slots=True)
-class TokenEvent:
-    index: int
-    """0 for the first output token."""
-    finished: bool
-    due_wall_s: float
-
-
 class RequestStream:
-    """One request's tokens, in order, each when the simulation produced it."""
+    """One request's tokens, in order, each handed to its sink when the simulation produced it (tokens that come
+    due before a sink is attached wait for it)."""
 
     def __init__(self, engine: LiveEngine, sequence: Sequence, overhead_s: float) -> None:
         self.engine = engine
         self.sequence = sequence
         self.overhead_s = overhead_s
-        self.queue: asyncio.Queue[TokenEvent] = asyncio.Queue()
         self.emitted = 0
         self.last_token_s = math.nan
+        self._sink: TokenSink | None = None
+        self._held: list[tuple[int, bool, float]] = []
+        self._closed = False
 
-    async def events(self) -> AsyncIterator[TokenEvent]:
-        """Each token as it becomes due; cancels the request in the engine if the consumer stops early."""
-        async for batch in self.batches():
-            for event in batch:
-                yield event
+    def attach(self, sink: TokenSink) -> None:
+        """Send the tokens to ``sink`` from now on (the ones already due first)."""
+        held, self._held = self._held, []
+        self._sink = sink
+        for index, finished, due_s in held:
+            sink.push(index, finished, due_s)
 
-    async def batches(self) -> AsyncIterator[list[TokenEvent]]:
-        """The tokens due so far, together: a consumer that fell behind catches up in one write, not many."""
-        loop = asyncio.get_running_loop()
-        lateness = self.engine.metrics.lateness
-        finished = False
+    def deliver(self, index: int, finished: bool, due_s: float) -> None:
+        if self._closed:
+            return
+        if self._sink is None:
+            self._held.append((index, finished, due_s))
+        else:
+            self._sink.push(index, finished, due_s)
+
+    def close(self) -> None:
+        """The response is over: drop later tokens; cancel the request in the engine if it has not finished."""
+        if not self._closed:
+            self._closed = True
+            self._sink = None
+            self.engine.core.cancel(self.sequence)
+
+    async def collect(self) -> int:
+        """Wait for all tokens (a non-streaming answer); returns how many there were."""
+        sink = _Counter(self.engine.metrics)
         try:
-            while not finished:
-                batch = [await self.queue.get()]
-                while not self.queue.empty():
-                    batch.append(self.queue.get_nowait())
-                now = loop.time()
-                for event in batch:
-                    lateness.observe(max(0.0, now - event.due_wall_s))
-                finished = batch[-1].finished
-                yield batch
+            self.attach(sink)
+            return await sink.done
         finally:
-            if not finished:
-                self.engine.core.cancel(self.sequence)
+            self.close()
+
+
+class _Counter:
+    """The sink of a non-streaming request: counts tokens, records their lateness when they reach it."""
+
+    def __init__(self, metrics: ReplicaMetrics) -> None:
+        self.lateness = metrics.lateness
+        self.count = 0
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def push(self, index: int, finished: bool, due_s: float) -> None:
+        self.lateness.observe(max(0.0, time.monotonic() - due_s))
+        self.count += 1
+        if finished and not self.done.done():
+            self.done.set_result(self.count)
 
 
 class LiveEngine:
@@ -90,14 +117,21 @@ class LiveEngine:
         self._wake = asyncio.Event()
         self._wall0 = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._due: list[tuple[float, int, _Batch]] = []
+        """Token groups not handed out yet: a heap by due time (then step order)."""
+        self._groups = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._wall0 = time.monotonic()
         loop = asyncio.get_running_loop()
-        self._wall0 = loop.time()
         self._task = loop.create_task(self._run(), name="servewise-simulator-engine")
 
     async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -106,9 +140,10 @@ class LiveEngine:
 
     # -- clock ---------------------------------------------------------------------------------------------
     def sim_now_s(self) -> float:
-        return (asyncio.get_running_loop().time() - self._wall0) * self.config.speed
+        return (time.monotonic() - self._wall0) * self.config.speed
 
     def wall_at(self, sim_s: float) -> float:
+        """``time.monotonic`` seconds at simulated time ``sim_s``."""
         return self._wall0 + sim_s / self.config.speed
 
     # -- requests ------------------------------------------------------------------------------------------
@@ -118,8 +153,8 @@ class LiveEngine:
     def submit(self, prompt_tokens: int, output_tokens: int) -> RequestStream:
         """Queue a request arriving now; ``QueueFullError`` when ``max_waiting`` requests already wait."""
         limit = self.config.max_waiting
-        if limit is not None and self.core.waiting >= limit:
-            raise QueueFullError(f"{self.core.waiting} requests are waiting (limit {limit})")
+        if limit is not None and self.core.queued >= limit:
+            raise QueueFullError(f"{self.core.queued} requests are waiting (limit {limit})")
         step = self.config.step
         sequence = Sequence(next(self._ids), prompt_tokens, output_tokens, self.sim_now_s())
         overhead = step.request_overhead_s + step.prompt_overhead_s_per_token * prompt_tokens
@@ -132,7 +167,6 @@ class LiveEngine:
 
     # -- the loop ------------------------------------------------------------------------------------------
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             outcome = self.core.step()
             self._gauges()
@@ -140,10 +174,10 @@ class LiveEngine:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            delay = self.wall_at(outcome.end_s) - loop.time()
-            if delay > 0:
+            end = self.wall_at(outcome.end_s)
+            while (delay := end - time.monotonic()) > 0:  # a timer may fire early; never start a step early
                 await asyncio.sleep(delay)
-            self._deliver(outcome, loop)
+            self._deliver(outcome)
 
     def _gauges(self) -> None:
         m, core = self.metrics, self.core
@@ -152,43 +186,61 @@ class LiveEngine:
         m.kv_usage.set(core.kv_usage)
         m.gpu_cache_usage.set(core.kv_usage)
 
-    def _deliver(self, outcome: StepOutcome, loop: asyncio.AbstractEventLoop) -> None:
+    def _deliver(self, outcome: StepOutcome) -> None:
+        """Record the step's metrics and queue its tokens, grouped by due time, for ``_pump``."""
         m = self.metrics
         if outcome.preempted:
             m.preemptions.inc(len(outcome.preempted))
         m.generation_tokens.inc(len(outcome.emissions))
-        batches: dict[float, list[tuple[RequestStream, TokenEvent]]] = {}
         end = outcome.end_s
+        batches: dict[float, _Batch] = {}
+        gaps: dict[float, int] = {}
+        prompt_tokens = finished = 0
         for emission in outcome.emissions:
             sequence = emission.sequence
             stream = sequence.tag
             if not isinstance(stream, RequestStream):
                 continue
             if emission.first:
-                ttft = end - sequence.arrival_s + stream.overhead_s
-                m.ttft.observe(ttft)
+                m.ttft.observe(end - sequence.arrival_s + stream.overhead_s)
                 m.queue.observe(sequence.scheduled_s - sequence.arrival_s)
-                m.prompt_tokens.inc(sequence.prompt_tokens)
+                prompt_tokens += sequence.prompt_tokens
             else:
                 gap = end - stream.last_token_s
-                m.itl.observe(gap)
-                m.tpot.observe(gap)
+                gaps[gap] = gaps.get(gap, 0) + 1
             stream.last_token_s = end
             if emission.finished:
                 m.e2e.observe(end - sequence.arrival_s + stream.overhead_s)
-                m.request_success.inc()
+                finished += 1
             due = self.wall_at(end + stream.overhead_s)
-            event = TokenEvent(stream.emitted, emission.finished, due)
+            batch = batches.get(due)
+            if batch is None:
+                batch = batches[due] = []
+            batch.append((stream, stream.emitted, emission.finished))
             stream.emitted += 1
-            batches.setdefault(due, []).append((stream, event))
-        now = loop.time()
+        for gap, count in gaps.items():
+            m.itl.observe_many(gap, count)
+            m.tpot.observe_many(gap, count)
+        if prompt_tokens:
+            m.prompt_tokens.inc(prompt_tokens)
+        if finished:
+            m.request_success.inc(finished)
         for due, batch in batches.items():
-            if due <= now:
-                _put(batch)
-            else:
-                loop.call_at(due, _put, batch)
+            heapq.heappush(self._due, (due, next(self._groups), batch))
+        self._pump()
 
-
-def _put(batch: list[tuple[RequestStream, TokenEvent]]) -> None:
-    for stream, event in batch:
-        stream.queue.put_nowait(event)
+    def _pump(self) -> None:
+        """Hand out every group that is due, earliest first, then sleep until the next one. Strict due order keeps
+        each stream's tokens in order even when the loop runs late (a stream's due times only grow), and one timer
+        serves all streams."""
+        if self._timer is not None:  # called from _deliver: the next wake-up is set again below
+            self._timer.cancel()
+            self._timer = None
+        due = self._due
+        while due and due[0][0] <= time.monotonic():
+            due_s, _, batch = heapq.heappop(due)
+            for stream, index, finished in batch:
+                stream.deliver(index, finished, due_s)
+        if due:  # a timer may fire early: _pump then hands out nothing and sleeps again
+            at = due[0][0]
+            self._timer = asyncio.get_running_loop().call_later(at - time.monotonic(), self._pump)

@@ -3,6 +3,7 @@ and ``servewise bench`` (``serve_in_background`` yields the base URL once ``/hea
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -32,7 +33,11 @@ def _server(config: SimulatorConfig, host: str, port: int, log_level: str) -> uv
 def serve(
     config: SimulatorConfig, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info"
 ) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+    """Serve until interrupted (Ctrl-C), owning the process: the objects built at start-up (the imported packages,
+    the catalog, the app) are moved out of the garbage collector's reach (``gc.freeze``) — a full collection
+    walking them paused the event loop ~190 ms at 1,000 streams, making every token due meanwhile late."""
+    gc.collect()
+    gc.freeze()
     _server(config, host, port, log_level).run()
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "CHARS_PER_TOKEN",
     "CHAT_TOKENS_PER_MESSAGE",
     "TOKEN_COUNT_METHOD",
+    "TOKEN_TEXTS",
     "chat_prompt_tokens",
     "synthetic_text",
     "text_tokens",
@@ -29,6 +30,8 @@ CHARS_PER_TOKEN = 4.0
 CHAT_TOKENS_PER_MESSAGE = 4
 TOKEN_COUNT_METHOD = "estimate: ceil(characters / 4) per text + 4 per chat message (no tokenizer offline)"
 _WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do")
+TOKEN_TEXTS = tuple(f" {word}" for word in _WORDS)
+"""The text of output token ``i`` is ``TOKEN_TEXTS[i % len(TOKEN_TEXTS)]``."""
 
 
 def text_tokens(text: str) -> int:
@@ -43,4 +46,4 @@ def chat_prompt_tokens(contents: Sequence[str]) -> int:
 
 def synthetic_text(start: int, count: int) -> str:
     """The text of output tokens ``start`` … ``start + count − 1``: one word (with a leading space) per token."""
-    return "".join(f" {_WORDS[i % len(_WORDS)]}" for i in range(start, start + count))
+    return "".join(TOKEN_TEXTS[i % len(TOKEN_TEXTS)] for i in range(start, start + count))
