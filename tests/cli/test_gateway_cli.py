@@ -88,7 +88,11 @@ def test_budgets_set_and_show(cli: Cli, db: str) -> None:
     resets = datetime.fromisoformat(shown["resets_at"]).astimezone(ZoneInfo("Europe/Berlin"))
     assert (resets.day, resets.hour, resets.minute) == (1, 0, 0)  # a calendar month, in the budget's zone
     code, out, _ = cli("gateway", "budgets", "show", "--db-url", db)
-    assert "acme/search" in out and "500" in out
+    assert "acme/search" in out and "500.00" in out
+    tiny = ("--org", "acme", "--window", "daily", "--hard", "0.00004", "--db-url", db)
+    code, out, err = cli("gateway", "budgets", "set", *tiny)
+    assert code == 0, err
+    assert "0.00004" in out and "e-05" not in out  # small dollar amounts stay readable
     code, _, err = cli("gateway", "budgets", "set", "--window", "monthly", "--hard", "1", "--db-url", db)
     assert code == 2 and "say whose budget" in err
 

@@ -104,11 +104,17 @@ def test_kill_9_mid_load_then_restart_leaves_counters_equal_to_the_ledger(
         assert held > 0  # killed mid-load: streams were in flight
         assert reserved == held  # still reserved: exactly the open reservations (the streams killed mid-way)
 
+        before = _ledger_total(engine)
+
         async def sweep(store: Any) -> tuple[int, int, int]:
-            await reconcile(engine, store, reservation_ttl_s=0)  # once they are stale, they are released
+            await reconcile(
+                engine, store, reservation_ttl_s=0
+            )  # once stale, orphans are charged their worst case
             return await _read(store)
 
-        assert _with_store(backend, engine, redis, sweep) == (_ledger_total(engine), 0, 0)
+        assert _with_store(backend, engine, redis, sweep) == (before + held, 0, 0)
+        assert _ledger_total(engine) == before + held  # the killed streams are on the ledger, as `orphaned`
+        assert _orphaned_total(engine) == held
     finally:
         engine.dispose()
         if redis is not None:
@@ -131,3 +137,13 @@ def _ledger_total(engine: Any) -> int:
 
     with engine.connect() as connection:
         return int(connection.execute(select(func.coalesce(func.sum(SPEND.c.micro_usd), 0))).scalar_one())
+
+
+def _orphaned_total(engine: Any) -> int:
+    from sqlalchemy import func, select
+
+    from tests.gateway.conftest import SPEND
+
+    query = select(func.coalesce(func.sum(SPEND.c.micro_usd), 0)).where(SPEND.c.status == "orphaned")
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

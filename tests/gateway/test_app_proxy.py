@@ -81,6 +81,9 @@ def test_auth_failures_are_401_and_403(gateway: RunningGateway) -> None:
     with pytest.raises(openai.AuthenticationError) as unknown:
         gateway.client(f"sk-sw-{'a' * 12}-{'b' * 43}").chat.completions.create(model=MODEL, messages=MESSAGES)
     assert _error(unknown.value)["code"] == "invalid_api_key"
+    assert _error(unknown.value)["type"] == "invalid_request_error"  # OpenAI's own 401 shape
+    models = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": "Bearer nope"})
+    assert models.status_code == 401 and models.json()["error"]["code"] == "invalid_api_key"
 
     assert gateway.services is not None
     from servewise.gateway import revoke_key

@@ -225,19 +225,34 @@ async def _crash_scenario(engine: Engine, store: BudgetStore) -> None:
     # 6. a request in flight in another, live process: young, no row yet — stays reserved
     young = await store.reserve("young", budgets, 40, NOW)
     assert isinstance(young, Reservation)
-    for request_id in ("half", "orphan"):
+    # 7. an orphan that knows its tenant (the proxy always passes `meta`): charged its worst case, not released
+    meta = {"at": NOW.isoformat(), "org_id": "acme", "team_id": "search", "key_id": "k1", "end_user": None}
+    lost = await store.reserve("lost", budgets, 2_000, NOW, meta={**meta, "route": "bulk", "model": "m"})
+    assert isinstance(lost, Reservation)
+    for request_id in ("half", "orphan", "lost"):
         await _set_created(store, request_id, NOW - timedelta(hours=2))
     await _set_created(store, "young", NOW)
     (usage,) = await store.usage(budgets, NOW)
-    assert (usage.spent_micro_usd, usage.reserved_micro_usd) == (700 + 500, 800 + 3_000 + 40)
+    assert (usage.spent_micro_usd, usage.reserved_micro_usd) == (700 + 500, 800 + 3_000 + 40 + 2_000)
 
     report = await reconcile(engine, store, now=NOW + timedelta(minutes=1))
-    assert report.settled == ("half",) and report.released == ("orphan",)
+    assert report.settled == ("half",) and report.released == ("orphan",) and report.charged == ("lost",)
     assert len(report.fixes) == 1
     fix = report.fixes[0]
-    assert (fix.spent_before_micro_usd, fix.spent_after_micro_usd) == (700 + 500 + 600, 700 + 250 + 600)
+    assert (fix.spent_before_micro_usd, fix.spent_after_micro_usd) == (
+        700 + 500 + 600 + 2_000,
+        700 + 250 + 600 + 2_000,
+    )
     (usage,) = await store.usage(budgets, NOW)
-    assert (usage.spent_micro_usd, usage.reserved_micro_usd) == (700 + 250 + 600, 40)
+    assert (usage.spent_micro_usd, usage.reserved_micro_usd) == (700 + 250 + 600 + 2_000, 40)
+    with engine.connect() as connection:
+        charged = connection.execute(select(SPEND).where(SPEND.c.request_id == "lost")).one()
+    assert (charged.status, charged.micro_usd, charged.org_id, charged.route) == (
+        "orphaned",
+        2_000,
+        "acme",
+        "bulk",
+    )
     assert [o.request_id for o in await store.open_reservations()] == ["young"]
     await _assert_agree(engine, store)
     again = await reconcile(engine, store, now=NOW + timedelta(minutes=1))
@@ -379,3 +394,68 @@ def test_a_row_the_database_refuses_does_not_block_the_others(
     with caplog.at_level(logging.ERROR, logger="servewise.gateway.ledger"):
         asyncio.run(main())
     assert "ledger refused a spend row" in caplog.text
+
+
+async def _compare_and_set(store: BudgetStore) -> None:
+    """Reconciliation's write is a compare-and-set: a window a live process touched meanwhile is left alone."""
+    budgets = await org_budget(store)
+    key = (budgets[0].budget_id, budgets[0].bounds(NOW)[0].astimezone(UTC))
+    first = await store.reserve("a", budgets, 100, NOW)
+    assert isinstance(first, Reservation)
+    seen = (await store.counters([key]))[key]
+    assert seen == (0, 100)
+    second = await store.reserve("b", budgets, 50, NOW)  # a live peer admits a request after the read
+    assert isinstance(second, Reservation)
+    assert await store.set_counters({key: (0, 100)}, {key: seen}) == []  # stale expectation: nothing written
+    assert (await store.counters([key]))[key] == (0, 150)
+    assert await store.set_counters({key: (7, 150)}, {key: (0, 150)}) == [key]
+    assert (await store.counters([key]))[key] == (7, 150)
+
+
+def test_reconcile_never_overwrites_a_counter_a_live_process_changed_sql(sqlite_engine: Engine) -> None:
+    async def main() -> None:
+        store = SqlBudgetStore(sqlite_engine)
+        await _compare_and_set(store)
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_reconcile_never_overwrites_a_counter_a_live_process_changed_redis(
+    sqlite_engine: Engine, redis_url: str, redis_prefix: str
+) -> None:
+    async def main() -> None:
+        store = RedisBudgetStore(redis_url, sqlite_engine, prefix=redis_prefix)
+        await _compare_and_set(store)
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_moving_a_budget_to_another_time_zone_mid_window_keeps_its_spend(sqlite_engine: Engine) -> None:
+    """The new zone's current window starts at another instant (another counter): it is seeded from the ledger
+    instead of reading $0 — changing the zone must not reset the budget."""
+
+    async def main() -> None:
+        store = SqlBudgetStore(sqlite_engine)
+        now = datetime.now(UTC)
+        spec = {"scope": "org", "scope_id": "acme", "window": "daily", "soft_micro_usd": None}
+        (budget,) = [await store.set_budget(**spec, hard_micro_usd=10_000, timezone="UTC")]
+        held = await store.reserve("r1", [budget], 900, now)
+        assert isinstance(held, Reservation)
+        writer = LedgerWriter(sqlite_engine, store)
+        writer.add(row("r1", 700, at=now), held)
+        await writer.close()
+        moved = await store.set_budget(**spec, hard_micro_usd=10_000, timezone="Pacific/Kiritimati")
+        assert moved.bounds(now)[0] != budget.bounds(now)[0]
+        (usage,) = await store.usage([moved], now)
+        assert usage.spent_micro_usd == 700
+        changed = await store.set_budget(**spec, hard_micro_usd=5_000, timezone="Pacific/Kiritimati")
+        (usage,) = await store.usage([changed], now)
+        assert (usage.spent_micro_usd, usage.budget.hard_micro_usd) == (
+            700,
+            5_000,
+        )  # a new limit keeps the spend
+        await store.close()
+
+    asyncio.run(main())

@@ -238,7 +238,7 @@ def budgets_set_command(
                 await store.close()
 
         document = budget_document(_run(put))
-    render([document], _BUDGET_COLUMNS[:7], fmt, title="budget set", json_document=document)
+    render([_dollars_shown(document)], _BUDGET_COLUMNS[:7], fmt, title="budget set", json_document=document)
 
 
 def budgets_show_command(
@@ -268,15 +268,27 @@ def budgets_show_command(
         }
         for u in usage
     ]
-    rows = [
-        {
-            **d,
-            "soft_usd": d["soft_usd"] if d["soft_usd"] is not None else "",
-            "hard_usd": d["hard_usd"] if d["hard_usd"] is not None else "",
-        }
-        for d in documents
-    ]
+    rows = [_dollars_shown(d) for d in documents]
     render(rows, _BUDGET_COLUMNS, fmt, title="budgets", json_document=documents)
+
+
+def usd_text(usd: float | None) -> str:
+    """Dollars for a table cell: ``1,234.50`` at a dollar or more; below that, as many decimals as it takes
+    (up to micro-dollars) — never ``2e-05``. Empty for ``None`` (no limit)."""
+    if usd is None:
+        return ""
+    if usd == 0 or abs(usd) >= 1:
+        return f"{usd:,.2f}"
+    return f"{usd:.6f}".rstrip("0").ljust(4, "0")
+
+
+def _dollars_shown(document: dict[str, Any]) -> dict[str, Any]:
+    """A budget document with its dollar fields as readable text (tables, CSV, markdown; JSON keeps numbers)."""
+    shown = dict(document)
+    for name in ("soft_usd", "hard_usd", "spent_usd", "reserved_usd"):
+        if name in shown:
+            shown[name] = usd_text(shown[name])
+    return shown
 
 
 def _day(text: str | None, flag: str) -> datetime | None:
@@ -311,7 +323,7 @@ def spend_command(
         rows = spend_report(engine, by=by, since=_day(since, "--since"), until=_day(until, "--until"))
     keys = [k for k in (list(rows[0]) if rows else [by, "requests", "usd"]) if k != "micro_usd"]
     columns = [Column(k, "$" if k == "usd" else k.replace("_", " "), numeric=k != by) for k in keys]
-    shown = [{**r, by: r[by] if r[by] is not None else "(none)", "usd": f"{r['usd']:.6f}"} for r in rows]
+    shown = [{**r, by: r[by] if r[by] is not None else "(none)", "usd": usd_text(r["usd"])} for r in rows]
     render(shown, columns, fmt, title=f"spend by {by}", json_document={"by": by, "rows": rows})
 
 

@@ -70,8 +70,9 @@ def create_gateway_app(config: GatewayConfig, *, services: GatewayServices | Non
     async def models(request: Request) -> Response:
         principal = await wired.keys.authenticate(request.headers.get("authorization"))
         if isinstance(principal, AuthFailure):
-            kind = "permission_error" if principal.status == 403 else "authentication_error"
-            return openai_error(principal.status, principal.message, kind)
+            if principal.status == 403:
+                return openai_error(403, principal.message, "permission_error", code="key_revoked")
+            return openai_error(401, principal.message, "invalid_request_error", code="invalid_api_key")
         names = [m for m in config.client_models if principal.may_use(m)]
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "servewise-gateway"} for m in names]
         return JSONResponse({"object": "list", "data": data})

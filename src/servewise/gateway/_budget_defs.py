@@ -157,7 +157,9 @@ class BudgetDefinitions:
         downgrade_route: str | None,
         timezone: str,
     ) -> tuple[BudgetRef, bool]:
-        """Insert or update the budget (scope, scope_id, window); returns it and whether it is new."""
+        """Insert or update the budget (scope, scope_id, window); returns it and whether its counter must be
+        seeded from the ledger: a new budget, or one whose time zone changed (its current window now starts at
+        another instant, a counter that has never been written — without the seed it would read $0 mid-window)."""
         _check(scope, window, soft_micro_usd, hard_micro_usd, action, downgrade_route, timezone)
         values = {
             "soft_micro_usd": soft_micro_usd,
@@ -168,6 +170,7 @@ class BudgetDefinitions:
         }
         key = and_(BUDGETS.c.scope == scope, BUDGETS.c.scope_id == scope_id, BUDGETS.c.window == window)
         with write_tx(self.engine) as connection:
+            before = connection.execute(select(BUDGETS.c.timezone).where(key)).scalar_one_or_none()
             changed = connection.execute(update(BUDGETS).where(key).values(**values)).rowcount
             created = not changed
             if created:
@@ -180,7 +183,7 @@ class BudgetDefinitions:
                     created = False
             row = connection.execute(select(BUDGETS).where(key)).one()
         self.invalidate()
-        return _ref(row), created
+        return _ref(row), created or before != timezone
 
     def delete_sync(self, budget_id: int) -> None:
         with write_tx(self.engine) as connection:

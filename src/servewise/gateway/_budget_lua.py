@@ -11,12 +11,13 @@ Numbers are Lua doubles: integers are exact up to 2^53 micro-dollars ($9 billion
 
 from __future__ import annotations
 
-__all__ = ["RESERVE", "SETTLE"]
+__all__ = ["RESERVE", "SETTLE", "SET_COUNTERS"]
 
 RESERVE = """
 -- KEYS[1] reservation hash, KEYS[2] index zset, KEYS[3..] counter hashes (one per level)
 -- ARGV[1] amount, ARGV[2] parts JSON, ARGV[3] created (epoch s), ARGV[4] request id,
--- then per level i: ARGV[3+2i] hard limit (-1 = none), ARGV[4+2i] counter expiry (epoch s)
+-- then per level i: ARGV[3+2i] hard limit (-1 = none), ARGV[4+2i] counter expiry (epoch s),
+-- then ARGV[5+2n] the request's meta JSON ('' = none)
 -- returns {1} reserved | {0, level, spent, reserved} refused | {-1} request id already holds a reservation
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
 local amount = tonumber(ARGV[1])
@@ -36,6 +37,8 @@ for i = 1, n do
   redis.call('EXPIREAT', KEYS[2 + i], ARGV[4 + 2 * i])
 end
 redis.call('HSET', KEYS[1], 'amount', amount, 'parts', ARGV[2], 'created', ARGV[3])
+local meta = ARGV[5 + 2 * n]
+if meta and meta ~= '' then redis.call('HSET', KEYS[1], 'meta', meta) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return {1}
 """
@@ -60,5 +63,25 @@ for i = 3, #KEYS do
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+return out
+"""
+
+SET_COUNTERS = """
+-- KEYS[i] counter hashes; per key 5 ARGV: expected spent, expected reserved ('' = overwrite unconditionally),
+-- new spent, new reserved, expiry (epoch s). Returns per key 1 written | 0 left alone (it changed meanwhile).
+local out = {}
+for i = 1, #KEYS do
+  local b = (i - 1) * 5
+  local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  local spent = tonumber(v[1]) or 0
+  local reserved = tonumber(v[2]) or 0
+  if ARGV[b + 1] == '' or (spent == tonumber(ARGV[b + 1]) and reserved == tonumber(ARGV[b + 2])) then
+    redis.call('HSET', KEYS[i], 'spent', ARGV[b + 3], 'reserved', ARGV[b + 4])
+    redis.call('EXPIREAT', KEYS[i], ARGV[b + 5])
+    table.insert(out, 1)
+  else
+    table.insert(out, 0)
+  end
+end
 return out
 """

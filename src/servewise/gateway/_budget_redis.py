@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from servewise.errors import ServewiseError, UsageError
 
 from ._budget_defs import BudgetDefinitions, ledger_sum
-from ._budget_lua import RESERVE, SETTLE
+from ._budget_lua import RESERVE, SET_COUNTERS, SETTLE
 from ._budgets import (
     DEFAULT_LEVELS_PCT,
     BudgetRef,
@@ -83,6 +83,7 @@ class RedisBudgetStore:
         self.definitions = BudgetDefinitions(engine, ttl_s=definitions_ttl_s)
         self._reserve = self.redis.register_script(RESERVE)
         self._settle = self.redis.register_script(SETTLE)
+        self._set_counters = self.redis.register_script(SET_COUNTERS)
 
     # -- keys --------------------------------------------------------------------------------------------------
     def counter_key(self, budget_id: int, window_start: datetime) -> str:
@@ -116,8 +117,9 @@ class RedisBudgetStore:
         downgrade_route: str | None = None,
         timezone: str = "UTC",
     ) -> BudgetRef:
-        """Create or change a budget. A new budget starts from the ledger's spend in its current window."""
-        ref, created = await asyncio.to_thread(
+        """Create or change a budget. A new budget — or one moved to another time zone — starts from the ledger's
+        spend in its current window; a changed limit applies to the spend already counted."""
+        ref, seed = await asyncio.to_thread(
             self.definitions.set_sync,
             scope=scope,
             scope_id=scope_id,
@@ -128,14 +130,14 @@ class RedisBudgetStore:
             downgrade_route=downgrade_route,
             timezone=timezone,
         )
-        if created:
+        if seed:
             start, end = ref.bounds(datetime.now(UTC))
 
-            def seed() -> int:
+            def ledger_spent() -> int:
                 with self.engine.connect() as connection:
                     return ledger_sum(connection, ref, start, end)
 
-            spent = await asyncio.to_thread(seed)
+            spent = await asyncio.to_thread(ledger_spent)
             key = self.counter_key(ref.budget_id, start)
             await self.redis.hset(key, "spent", spent)
             await self.redis.expireat(key, end + COUNTER_RETENTION)
@@ -148,7 +150,13 @@ class RedisBudgetStore:
 
     # -- counters ----------------------------------------------------------------------------------------------
     async def reserve(
-        self, request_id: str, budgets: Sequence[BudgetRef], amount_micro_usd: int, now: datetime
+        self,
+        request_id: str,
+        budgets: Sequence[BudgetRef],
+        amount_micro_usd: int,
+        now: datetime,
+        *,
+        meta: Mapping[str, Any] | None = None,
     ) -> Reservation | Refusal:
         check_request(request_id, amount_micro_usd)
         budgets = list({b.budget_id: b for b in budgets}.values())  # one hold per budget
@@ -167,6 +175,7 @@ class RedisBudgetStore:
         for budget, _, end in parts:
             hard = budget.hard_micro_usd
             args += [-1 if hard is None else hard, int((end + COUNTER_RETENTION).timestamp())]
+        args.append(json.dumps(dict(meta), default=str) if meta is not None else "")
         keys = [
             self._reservation_key(request_id),
             self._index_key,
@@ -237,7 +246,8 @@ class RedisBudgetStore:
             (int(b), datetime.fromisoformat(s).astimezone(UTC)) for b, s in json.loads(record["parts"])
         )
         created = datetime.fromtimestamp(float(record["created"]), UTC)
-        return OpenReservation(request_id, parts, int(record["amount"]), created)
+        meta = json.loads(record["meta"]) if record.get("meta") else None
+        return OpenReservation(request_id, parts, int(record["amount"]), created, meta)
 
     async def settle_open(self, request_id: str, actual_micro_usd: int | None) -> bool:
         found = await self._open(request_id)
@@ -266,13 +276,20 @@ class RedisBudgetStore:
             rows = await pipe.execute()
         return {key: (int(row[0] or 0), int(row[1] or 0)) for key, row in zip(keys, rows, strict=True)}
 
-    async def set_counters(self, values: dict[Key, tuple[int, int]]) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for (budget_id, start), (spent, reserved) in values.items():
-                key = self.counter_key(budget_id, start)
-                pipe.hset(key, mapping={"spent": spent, "reserved": reserved})
-                pipe.expireat(key, start + timedelta(days=32) + COUNTER_RETENTION)
-            await pipe.execute()
+    async def set_counters(
+        self, values: dict[Key, tuple[int, int]], expected: dict[Key, tuple[int, int]] | None = None
+    ) -> list[Key]:
+        """One Lua step for all windows: with ``expected``, a window another process changed is left alone."""
+        keys = list(values)
+        if not keys:
+            return []
+        args: list[Any] = []
+        for key in keys:
+            old = expected.get(key, (0, 0)) if expected is not None else ("", "")
+            expiry = int((key[1] + timedelta(days=32) + COUNTER_RETENTION).timestamp())
+            args += [old[0], old[1], values[key][0], values[key][1], expiry]
+        result = await self._set_counters(keys=[self.counter_key(*k) for k in keys], args=args)
+        return [key for key, done in zip(keys, result, strict=True) if int(done) == 1]
 
     async def close(self) -> None:
         await self.redis.aclose()

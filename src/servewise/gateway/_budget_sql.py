@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -148,8 +148,9 @@ class SqlBudgetStore:
         downgrade_route: str | None = None,
         timezone: str = "UTC",
     ) -> BudgetRef:
-        """Create or change a budget. A new budget starts from the ledger's spend in its current window."""
-        ref, created = await asyncio.to_thread(
+        """Create or change a budget. A new budget — or one moved to another time zone — starts from the ledger's
+        spend in its current window; a changed limit applies to the spend already counted."""
+        ref, seed = await asyncio.to_thread(
             self.definitions.set_sync,
             scope=scope,
             scope_id=scope_id,
@@ -160,7 +161,7 @@ class SqlBudgetStore:
             downgrade_route=downgrade_route,
             timezone=timezone,
         )
-        if created:
+        if seed:
             await asyncio.to_thread(self._seed_sync, ref, datetime.now(UTC))
         return ref
 
@@ -178,15 +179,22 @@ class SqlBudgetStore:
 
     # -- counters ----------------------------------------------------------------------------------------------
     async def reserve(
-        self, request_id: str, budgets: Sequence[BudgetRef], amount_micro_usd: int, now: datetime
+        self,
+        request_id: str,
+        budgets: Sequence[BudgetRef],
+        amount_micro_usd: int,
+        now: datetime,
+        *,
+        meta: Mapping[str, Any] | None = None,
     ) -> Reservation | Refusal:
         check_request(request_id, amount_micro_usd)
+        text = json.dumps(dict(meta), default=str) if meta is not None else None
         return await asyncio.to_thread(
-            _with_retries, self._reserve_sync, request_id, budgets, amount_micro_usd, now
+            _with_retries, self._reserve_sync, request_id, budgets, amount_micro_usd, now, text
         )
 
     def _reserve_sync(
-        self, request_id: str, budgets: Sequence[BudgetRef], amount: int, now: datetime
+        self, request_id: str, budgets: Sequence[BudgetRef], amount: int, now: datetime, meta: str | None
     ) -> Reservation | Refusal:
         budgets = list({b.budget_id: b for b in budgets}.values())  # one hold per budget
         parts = []
@@ -219,6 +227,7 @@ class SqlBudgetStore:
                     window_starts=json.dumps([k[1].isoformat() for k in keys]),
                     amount_micro_usd=amount,
                     created_at=datetime.now(UTC),
+                    meta=meta,
                 )
             )
         return reservation
@@ -298,7 +307,13 @@ class SqlBudgetStore:
             with self.engine.connect() as connection:
                 rows = connection.execute(select(RESERVATIONS).order_by(RESERVATIONS.c.created_at)).all()
             return [
-                OpenReservation(r.request_id, _parts_of(r), int(r.amount_micro_usd), as_utc(r.created_at))
+                OpenReservation(
+                    r.request_id,
+                    _parts_of(r),
+                    int(r.amount_micro_usd),
+                    as_utc(r.created_at),
+                    json.loads(r.meta) if r.meta else None,
+                )
                 for r in rows
             ]
 
@@ -323,17 +338,23 @@ class SqlBudgetStore:
 
         return await asyncio.to_thread(load)
 
-    async def set_counters(self, values: dict[Key, tuple[int, int]]) -> None:
-        def store() -> None:
+    async def set_counters(
+        self, values: dict[Key, tuple[int, int]], expected: dict[Key, tuple[int, int]] | None = None
+    ) -> list[Key]:
+        def store() -> list[Key]:
             keys = sorted(values)
+            written: list[Key] = []
             with write_tx(self.engine) as connection:
                 _ensure_rows(connection, keys)
-                _lock(connection, keys)
+                current = _lock(connection, keys)
                 for key in keys:
+                    if expected is not None and current.get(key, (0, 0)) != expected.get(key, (0, 0)):
+                        continue  # a live process changed it since it was read: leave it alone
                     _write_counter(connection, key, *values[key])
+                    written.append(key)
+            return written
 
-        if values:
-            await asyncio.to_thread(store)
+        return await asyncio.to_thread(store) if values else []
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""

@@ -23,10 +23,10 @@ a given crossing; ``BudgetAlerter`` still deduplicates through ``gw_alerts_fired
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection
 
@@ -180,6 +180,9 @@ class OpenReservation:
     """(budget_id, window start as a UTC instant) per level."""
     amount_micro_usd: int
     created_at: datetime
+    meta: Mapping[str, Any] | None = None
+    """What ``reserve`` was told about the request (``org_id``, ``team_id``, ``key_id``, ``end_user``, ``route``,
+    ``model``, ``decision``, ``at``): enough to write an orphan into the ledger; ``None`` when not given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +256,16 @@ class BudgetStore(Protocol):
         ...
 
     async def reserve(
-        self, request_id: str, budgets: Sequence[BudgetRef], amount_micro_usd: int, now: datetime
+        self,
+        request_id: str,
+        budgets: Sequence[BudgetRef],
+        amount_micro_usd: int,
+        now: datetime,
+        *,
+        meta: Mapping[str, Any] | None = None,
     ) -> Reservation | Refusal:
-        """All-or-nothing across levels; a refusal changes nothing."""
+        """All-or-nothing across levels; a refusal changes nothing. ``meta`` (JSON-able) is kept with the open
+        reservation so that reconciliation can bill an orphan to the right tenant (``OpenReservation.meta``)."""
         ...
 
     async def settle(self, reservation: Reservation, actual_micro_usd: int) -> list[Crossing]:
@@ -301,8 +311,14 @@ class BudgetStore(Protocol):
         """(spent, reserved) per (budget id, window start); missing counters read as (0, 0)."""
         ...
 
-    async def set_counters(self, values: dict[tuple[int, datetime], tuple[int, int]]) -> None:
-        """Reconciliation: overwrite (spent, reserved) of the given windows."""
+    async def set_counters(
+        self,
+        values: dict[tuple[int, datetime], tuple[int, int]],
+        expected: dict[tuple[int, datetime], tuple[int, int]] | None = None,
+    ) -> list[tuple[int, datetime]]:
+        """Reconciliation: overwrite (spent, reserved) of the given windows — with ``expected``, only the windows
+        whose counters still equal their expected value (compare-and-set, one atomic step): a live peer that
+        reserved or settled meanwhile wins. Returns the windows written."""
         ...
 
     async def close(self) -> None: ...

@@ -17,8 +17,9 @@ How a request's spend lands (``LedgerWriter``):
 
 Crash semantics (kill -9 at any moment):
 
-* rows still in the queue are lost *together with* their settlement: their reservations stay open, counted as
-  ``reserved`` (never as ``spent``); ``reconcile`` releases them once older than ``reservation_ttl_s``;
+* rows still in the queue (and requests in flight) are lost *together with* their settlement: their reservations
+  stay open, counted as ``reserved``; once older than ``reservation_ttl_s`` reconciliation *charges* each its
+  reserved worst case as a ``status='orphaned'`` ledger row (``release_stale`` says why);
 * Redis store only: a crash between the SQL commit and the Lua settle leaves rows whose reservations are open;
   ``reconcile`` settles each of them from its ledger row;
 * counters that differ from the ledger for any other reason (Redis restarted without persistence, a budget
@@ -26,8 +27,8 @@ Crash semantics (kill -9 at any moment):
 
 After ``reconcile``: for every budget's current window, ``spent`` = Σ ledger ``micro_usd`` of the rows it covers
 (``at`` in the window) and ``reserved`` = Σ of the open reservations younger than the TTL — ledger and counters
-agree. What a crash can lose is the spend of the rows that were queued and not yet committed (at most one batch
-interval of traffic, 200 ms by default); that spend was never accounted, and it does not reach the counters either.
+agree. No accounted spend is lost: what a crash loses is the exact cost of the queued rows and requests in flight,
+which are then billed at their worst case (an upper bound) instead.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from servewise.errors import ServewiseError, UsageError
 
 from ._budget_defs import SPEND, ledger_sum
-from ._budgets import BudgetStore, Crossing, Reservation
+from ._budgets import BudgetStore, Crossing, OpenReservation, Reservation
 from ._tables import SpendRowRecord
 
 __all__ = [
@@ -58,13 +59,14 @@ __all__ = [
     "LedgerWriter",
     "ReconcileReport",
     "SpendRow",
+    "orphan_row",
     "reconcile",
     "release_stale",
     "spend_report",
 ]
 
 log = logging.getLogger("servewise.gateway.ledger")
-STATUSES = ("ok", "error", "cancelled", "rejected", "cache_hit")
+STATUSES = ("ok", "error", "cancelled", "rejected", "cache_hit", "orphaned")
 DEFAULT_RESERVATION_TTL_S = 3600.0
 OnCrossings = Callable[[list[Crossing]], Awaitable[object]]
 
@@ -342,13 +344,17 @@ class ReconcileReport:
     settled: tuple[str, ...] = ()
     """Open reservations that had a ledger row: settled from it."""
     released: tuple[str, ...] = ()
-    """Open reservations older than the TTL without a ledger row: released."""
+    """Open reservations older than the TTL without a ledger row and without tenancy (``meta``): released."""
     fixes: tuple[CounterFix, ...] = field(default=())
     """Counters that disagreed with the ledger, before and after."""
+    charged: tuple[str, ...] = ()
+    """Orphaned reservations (older than the TTL, no ledger row): billed their worst case, ``status='orphaned'``."""
+    skipped: tuple[tuple[int, datetime], ...] = ()
+    """(budget id, window start) that disagreed but changed under a live process meanwhile: left alone."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.settled or self.released or self.fixes)
+        return bool(self.settled or self.released or self.fixes or self.charged)
 
 
 def _ledger_amounts(engine: Engine, request_ids: Sequence[str]) -> dict[str, int]:
@@ -363,28 +369,93 @@ def _ledger_amounts(engine: Engine, request_ids: Sequence[str]) -> dict[str, int
     return found
 
 
+def orphan_row(item: OpenReservation) -> SpendRow | None:
+    """The ledger row of an orphaned reservation: its worst case, billed to the tenant it was admitted for
+    (``status='orphaned'``, tokens unknown = 0); ``None`` when the reservation carries no tenancy (``meta``)."""
+    meta = item.meta or {}
+    org_id, key_id = meta.get("org_id"), meta.get("key_id")
+    if not isinstance(org_id, str) or not isinstance(key_id, str):
+        return None
+    try:
+        at = datetime.fromisoformat(str(meta.get("at")))
+    except ValueError:
+        at = item.created_at
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+    def text(name: str, default: str | None = None) -> str | None:
+        value = meta.get(name)
+        return value if isinstance(value, str) else default
+
+    return SpendRow(
+        request_id=item.request_id,
+        at=at,
+        org_id=org_id,
+        team_id=text("team_id"),
+        key_id=key_id,
+        end_user=text("end_user"),
+        route=text("route", "unknown") or "unknown",
+        model=text("model", "unknown") or "unknown",
+        decision=text("decision", "unknown") or "unknown",
+        prompt_tokens=0,
+        completion_tokens=0,
+        micro_usd=item.amount_micro_usd,
+        status="orphaned",
+        latency_ms=0.0,
+        cached=False,
+    )
+
+
 async def release_stale(
     engine: Engine,
     store: BudgetStore,
     *,
     now: datetime | None = None,
     ttl_s: float = DEFAULT_RESERVATION_TTL_S,
-) -> tuple[list[str], list[str]]:
-    """Settle open reservations that already have a ledger row; release those older than ``ttl_s`` that have
-    none. Returns (settled ids, released ids)."""
+) -> tuple[list[str], list[str], list[str]]:
+    """Settle open reservations that already have a ledger row; close those older than ``ttl_s`` that have none.
+
+    Why an orphan is *charged* its worst case, not released: a reservation without a ledger row after the TTL
+    belongs to a request whose process died (``kill -9``, OOM) between admission and the ledger write. The
+    upstream most likely served it — a hosted API bills a request that completed on its side whether or not the
+    answer was delivered — and its true cost is lost with the process. Releasing it would record $0 for spend
+    that probably happened; charging the reserved worst case (an upper bound of what the request could cost)
+    keeps the budget a budget. The charge is a ledger row with ``status='orphaned'`` (tokens 0, the tenant, route
+    and model from the reservation), written first and then settled, so a crash in between is settled from the
+    ledger next time. A reservation without that information (made without ``meta``) is released as before.
+
+    Returns (settled ids, charged ids, released ids)."""
     now = now or datetime.now(UTC)
     opened = await store.open_reservations()
     amounts = await asyncio.to_thread(_ledger_amounts, engine, [o.request_id for o in opened])
-    settled, released = [], []
+    settled, charged, released = [], [], []
     for item in opened:
         if item.request_id in amounts:
             if await store.settle_open(item.request_id, amounts[item.request_id]):
                 settled.append(item.request_id)
-        elif now - item.created_at > timedelta(seconds=ttl_s) and await store.settle_open(
-            item.request_id, None
-        ):
-            released.append(item.request_id)
-    return settled, released
+            continue
+        if now - item.created_at <= timedelta(seconds=ttl_s):
+            continue  # may belong to a live request (of this or another process)
+        row = orphan_row(item)
+        if row is None:
+            if await store.settle_open(item.request_id, None):
+                released.append(item.request_id)
+            continue
+
+        def insert_row(row: SpendRow = row) -> None:
+            with engine.begin() as connection:
+                _insert_rows(connection, [row])
+
+        await asyncio.to_thread(insert_row)
+        if await store.settle_open(item.request_id, row.micro_usd):
+            charged.append(item.request_id)
+            log.warning(
+                "reservation %s orphaned (no ledger row after %.0f s): charged its worst case $%.6f to org %s",
+                item.request_id,
+                ttl_s,
+                row.micro_usd / 1e6,
+                row.org_id,
+            )
+    return settled, charged, released
 
 
 async def reconcile(
@@ -395,38 +466,53 @@ async def reconcile(
     reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
 ) -> ReconcileReport:
     """Make the counters of every budget's current window agree with the ledger (call at start-up, before
-    serving). See the module docstring for what it fixes and why."""
+    serving). See the module docstring for what it fixes and why.
+
+    Safe while other gateway processes serve from the same counters: the counters are read FIRST, the target
+    values are computed from the ledger and the open reservations, and the write is a compare-and-set — a window
+    that any process reserved or settled in meanwhile is left alone (it is named in ``ReconcileReport.skipped``).
+    A ledger row whose reservation is still open (committed, settle pending) is not counted as spent: its
+    settle will add it."""
     now = now or datetime.now(UTC)
-    settled, released = await release_stale(engine, store, now=now, ttl_s=reservation_ttl_s)
+    settled, charged, released = await release_stale(engine, store, now=now, ttl_s=reservation_ttl_s)
     budgets = await store.list_budgets()
     windows = [(b, *b.bounds(now)) for b in budgets]
     keys = [(b.budget_id, start.astimezone(UTC)) for b, start, _ in windows]
+    current = await store.counters(keys)
 
     def sums() -> list[int]:
         with engine.connect() as connection:
             return [ledger_sum(connection, b, start, end) for b, start, end in windows]
 
-    spent = await asyncio.to_thread(sums)
+    spent = dict(zip(keys, await asyncio.to_thread(sums), strict=True))
+    opened = await store.open_reservations()
+    pending = await asyncio.to_thread(_ledger_amounts, engine, [o.request_id for o in opened])
     held: dict[tuple[int, datetime], int] = {}
-    for item in await store.open_reservations():
+    for item in opened:
         for part in item.parts:
             held[part] = held.get(part, 0) + item.amount_micro_usd
-    current = await store.counters(keys)
-    wanted = {key: (s, held.get(key, 0)) for key, s in zip(keys, spent, strict=True)}
+            if item.request_id in pending and part in spent:
+                spent[part] -= pending[item.request_id]
+    wanted = {key: (max(0, spent[key]), held.get(key, 0)) for key in keys}
     changed = {key: value for key, value in wanted.items() if current[key] != value}
-    await store.set_counters(changed)
+    written = set(await store.set_counters(changed, {key: current[key] for key in changed}))
     fixes = tuple(
         CounterFix(key[0], key[1], current[key][0], value[0], current[key][1], value[1])
         for key, value in sorted(changed.items())
+        if key in written
     )
-    if settled or released or fixes:
+    skipped = tuple(sorted(key for key in changed if key not in written))
+    if settled or charged or released or fixes or skipped:
         log.warning(
-            "reconcile: settled %d, released %d reservation(s), corrected %d counter(s)",
+            "reconcile: settled %d, charged %d orphaned, released %d reservation(s), corrected %d counter(s), "
+            "left %d counter(s) that a live process changed meanwhile",
             len(settled),
+            len(charged),
             len(released),
             len(fixes),
+            len(skipped),
         )
-    return ReconcileReport(tuple(settled), tuple(released), fixes)
+    return ReconcileReport(tuple(settled), tuple(released), fixes, tuple(charged), skipped)
 
 
 # -- reports ------------------------------------------------------------------------------------------------------

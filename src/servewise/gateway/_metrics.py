@@ -119,7 +119,7 @@ class GatewayMetrics:
         )
         self.upstream_errors = Counter(
             "servewise_gateway_upstream_errors",
-            "Failed upstream attempts (kind: connect, timeout, http_5xx, http_4xx, protocol).",
+            "Failed upstream attempts (kind: connect, an HTTP status, or lost_answer: sent, answer lost, billed).",
             ("route", "kind"),
             registry=reg,
         )
@@ -130,6 +130,12 @@ class GatewayMetrics:
         self.retries_denied = Counter(
             "servewise_gateway_retries_denied",
             "Retries refused because the retry budget was spent.",
+            registry=reg,
+        )
+        self.over_reservation = Counter(
+            "servewise_gateway_over_reservation_usd",
+            "Dollars settled above the request's reservation (prompt longer than estimated); recorded in full.",
+            ("route",),
             registry=reg,
         )
         self.fallbacks = Counter(
@@ -196,6 +202,10 @@ class GatewayMetrics:
 
     def observe_upstream_error(self, *, route: str, kind: str) -> None:
         self.upstream_errors.labels(route, kind).inc()
+
+    def observe_over_reservation(self, *, route: str, usd: float) -> None:
+        """A settlement exceeded its reservation by ``usd`` (the hard limit may be passed by that much)."""
+        self.over_reservation.labels(route).inc(usd)
 
     def observe_retry(self, *, route: str, allowed: bool) -> None:
         """A retry onto ``route`` (``allowed`` False: the retry budget refused it)."""

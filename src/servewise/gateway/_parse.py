@@ -4,7 +4,10 @@ Why an estimate: admission must know a request's worst-case cost before any upst
 runs offline here (``servewise.simulator._tokens`` explains why); the gateway uses the simulator's estimate
 (⌈characters / 4⌉ per text + 4 per chat message). Settlement uses the upstream's ``usage`` when it reports one,
 so the estimate only sizes the reservation. A request without ``max_tokens`` gets ``default_max_tokens`` sent
-upstream, so the reserved worst case really is the worst case.
+upstream, so the reserved completion worst case really is the worst case (``max_tokens`` × ``n``, or × ``best_of``
+on ``/v1/completions``). The prompt side is an estimate: a prompt that really has more tokens than estimated
+settles at its true cost, which may take a budget past its hard limit by that difference (docs/gateway-budgets.md,
+"When the true cost exceeds the reservation").
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ class ParsedRequest:
     include_usage: bool
     """The client asked for the final usage chunk (the gateway always asks upstream for it)."""
     user: str | None
+    choices: int = 1
+    """Completions the upstream generates per request: ``n`` (``best_of`` for ``/v1/completions`` when larger)."""
+
+    @property
+    def worst_completion_tokens(self) -> int:
+        """The most completion tokens the request can be billed for: ``max_tokens`` per generated choice."""
+        return self.max_tokens * self.choices
 
     @property
     def path(self) -> str:
@@ -84,6 +94,25 @@ def _texts_tokens(value: object, param: str) -> int:
     raise BadRequest(f"`{param}` must be a string, an array of strings or an array of token ids", param)
 
 
+MAX_CHOICES = 128
+"""OpenAI's documented upper bound for ``n``."""
+
+
+def _choices(body: dict[str, Any], endpoint: Endpoint) -> int:
+    """How many completions the upstream generates (and bills): ``n``, or ``best_of`` when that is larger."""
+    if endpoint == "embeddings":
+        return 1
+    found = 1
+    for name in ("n", "best_of") if endpoint == "completions" else ("n",):
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHOICES:
+            raise BadRequest(f"`{name}` must be an integer from 1 to {MAX_CHOICES} (got {value!r})", name)
+        found = max(found, value)
+    return found
+
+
 def _max_tokens(body: dict[str, Any], default_max_tokens: int) -> tuple[int, dict[str, Any]]:
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
@@ -109,9 +138,7 @@ def parse_request(endpoint: Endpoint, raw: bytes, *, default_max_tokens: int) ->
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("`stream` must be true or false", "stream")
-    n = body.get("n", 1)
-    if n != 1:
-        raise BadRequest(f"n={n!r} is not supported by the gateway; use n=1", "n")
+    choices = _choices(body, endpoint)
     user = body.get("user")
     user = user if isinstance(user, str) and user else None
     options = body.get("stream_options")
@@ -127,4 +154,6 @@ def parse_request(endpoint: Endpoint, raw: bytes, *, default_max_tokens: int) ->
     else:
         prompt_tokens = _texts_tokens(body.get("prompt"), "prompt")
     max_tokens, body = _max_tokens(body, default_max_tokens)
-    return ParsedRequest(endpoint, body, model, prompt_tokens, max_tokens, stream, include_usage, user)
+    return ParsedRequest(
+        endpoint, body, model, prompt_tokens, max_tokens, stream, include_usage, user, choices
+    )

@@ -19,6 +19,7 @@ Order and why:
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -42,6 +43,8 @@ from ._tenancy import AuthFailure, Principal
 from ._upstream import UpstreamError, UpstreamReply, UpstreamStream
 
 __all__ = ["Proxy", "openai_error"]
+
+log = logging.getLogger("servewise.gateway.proxy")
 
 
 def openai_error(
@@ -72,6 +75,11 @@ class _Call:
     decision: RouteDecision
     label: str
     cache_key: str | None = None
+    reservation: Reservation | None = None
+    """The hold currently covering the request (it changes when a pricier fallback re-reserves)."""
+    sent: bool = False
+    """An upstream may have received the request: an unexplained failure from here on is billed its worst case."""
+    recorded: bool = False
 
 
 class Proxy:
@@ -85,7 +93,8 @@ class Proxy:
         started_s = time.perf_counter()
         principal = await self._s.keys.authenticate(request.headers.get("authorization"))
         if isinstance(principal, AuthFailure):
-            kind, code = ("authentication_error", "invalid_api_key")
+            # OpenAI's own 401 body: type invalid_request_error, code invalid_api_key
+            kind, code = ("invalid_request_error", "invalid_api_key")
             if principal.status == 403:
                 kind, code = ("permission_error", "key_revoked")
             return openai_error(principal.status, principal.message, kind, code=code)
@@ -142,19 +151,71 @@ class Proxy:
             principal, parsed, end_user, request_id, now, timer, started_s, decision, decision.label, key
         )
         route = self._s.routes[decision.route]
-        amount = route.price.worst_case_micro_usd(parsed.prompt_tokens, parsed.max_tokens)
-        result = await self._s.store.reserve(request_id, budgets, amount, now)
+        amount = self._worst_case(route, parsed)
+        result = await self._s.store.reserve(
+            request_id, budgets, amount, now, meta=self._meta(call, route.info.name)
+        )
         if isinstance(result, Refusal):
             cheaper = self._downgrade_route(result.budget, routes, route, parsed)
             if cheaper is not None:
-                amount = cheaper.price.worst_case_micro_usd(parsed.prompt_tokens, parsed.max_tokens)
-                retried = await self._s.store.reserve(request_id, budgets, amount, now)
+                amount = self._worst_case(cheaper, parsed)
+                call.label = "budget_cloud"
+                retried = await self._s.store.reserve(
+                    request_id, budgets, amount, now, meta=self._meta(call, cheaper.info.name)
+                )
                 if isinstance(retried, Reservation):
-                    call.label = "budget_cloud"
                     call.decision = replace(decision, route=cheaper.info.name, fallbacks=())
-                    return await self._forward(call, budgets, cheaper, retried)
+                    return await self._guarded(call, budgets, cheaper, retried)
+                call.label = decision.label
             return self._refuse(call, route, result)
-        return await self._forward(call, budgets, route, result)
+        return await self._guarded(call, budgets, route, result)
+
+    async def _guarded(
+        self, call: _Call, budgets: list[BudgetRef], route: Route, reservation: Reservation
+    ) -> Response:
+        """``_forward`` that never leaves a reservation behind: whatever escapes it (a bug, a cancellation at
+        shutdown) still gets a ledger row — $0 when no upstream can have seen the request, else the worst case,
+        because the upstream may have served it."""
+        call.reservation = reservation
+        try:
+            return await self._forward(call, budgets, route, reservation)
+        except BaseException as err:
+            if not call.recorded and call.reservation is not None:
+                held = call.reservation
+                charge = held.amount_micro_usd if call.sent else 0
+                log.error(
+                    "request %s failed inside the gateway (%s); billed $%.6f (%s)",
+                    call.request_id,
+                    type(err).__name__,
+                    charge / 1e6,
+                    "worst case: the upstream may have served it" if call.sent else "nothing was sent",
+                )
+                try:
+                    self._record(
+                        call, call.decision.route, prompt=0, completion=0, micro_usd=charge, status="error",
+                        res=held,
+                    )  # fmt: skip
+                except Exception:  # ledger closed: the reservation stays open; reconcile charges it
+                    log.exception("could not record request %s", call.request_id)
+            raise
+
+    @staticmethod
+    def _worst_case(route: Route, parsed: ParsedRequest) -> int:
+        return route.price.worst_case_micro_usd(parsed.prompt_tokens, parsed.worst_completion_tokens)
+
+    @staticmethod
+    def _meta(call: _Call, route: str) -> dict[str, Any]:
+        """Who and what a reservation is for: reconciliation bills an orphan to this tenant (``orphan_row``)."""
+        return {
+            "at": call.now.isoformat(),
+            "org_id": call.principal.org_id,
+            "team_id": call.principal.team_id,
+            "key_id": call.principal.key_id,
+            "end_user": call.end_user,
+            "route": route,
+            "model": call.parsed.model,
+            "decision": call.label,
+        }
 
     # --- admission helpers -------------------------------------------------------------------------------------
 
@@ -184,7 +245,7 @@ class Proxy:
             return None
 
         def cost(route: Route) -> int:
-            return route.price.worst_case_micro_usd(parsed.prompt_tokens, parsed.max_tokens)
+            return self._worst_case(route, parsed)
 
         named = [r for r in routes if r.info.name == budget.downgrade_route]
         candidates = named or sorted(routes, key=cost)
@@ -231,21 +292,25 @@ class Proxy:
                     break
                 self._s.metrics.observe_fallback(from_route=route.info.name, to_route=name)
                 next_route = self._s.routes[name]
-                needed = next_route.price.worst_case_micro_usd(
-                    call.parsed.prompt_tokens, call.parsed.max_tokens
-                )
+                needed = self._worst_case(next_route, call.parsed)
                 if needed > reservation.amount_micro_usd:
                     moved = await self._s.store.reserve(
-                        f"{call.request_id}-{attempt}", budgets, needed, call.now
+                        f"{call.request_id}-{attempt}",
+                        budgets,
+                        needed,
+                        call.now,
+                        meta={**self._meta(call, name), "decision": "fallback"},
                     )
                     if isinstance(moved, Refusal):
                         continue
+                    call.reservation = moved
                     await self._s.store.release(reservation)
                     reservation = moved
                     call.request_id = moved.request_id
                 route = next_route
                 call.label = "fallback"
             try:
+                call.sent = True
                 if call.parsed.stream:
                     with call.timer.upstream():
                         stream = await route.upstream.open_stream(
@@ -257,13 +322,22 @@ class Proxy:
                 return await self._whole(call, route, reservation, reply)
             except UpstreamError as err:
                 last = err
-                self._s.metrics.observe_upstream_error(
-                    route=route.info.name, kind=str(err.status or "connect")
+                call.sent = (
+                    False  # an UpstreamError is classified: only `maybe_served` can have cost anything
                 )
+                kind = "lost_answer" if err.maybe_served else str(err.status or "connect")
+                self._s.metrics.observe_upstream_error(route=route.info.name, kind=kind)
                 if not err.retryable:
                     break
+        lost = last is not None and last.maybe_served
         self._record(
-            call, route.info.name, prompt=0, completion=0, micro_usd=0, status="error", res=reservation
+            call,
+            route.info.name,
+            prompt=0,
+            completion=0,
+            micro_usd=reservation.amount_micro_usd if lost else 0,
+            status="error",
+            res=reservation,
         )
         headers = self._headers(call, route.info.name)
         if last is not None and last.status is not None and last.body:
@@ -300,7 +374,7 @@ class Proxy:
         prompt = int(usage.get("prompt_tokens") or call.parsed.prompt_tokens)
         completion = int(usage.get("completion_tokens") or 0)
         if not usage and call.parsed.endpoint != "embeddings":
-            completion = call.parsed.max_tokens  # no usage reported: bill the worst case, never less
+            completion = call.parsed.worst_completion_tokens  # no usage reported: bill the worst case
         micro = route.price.cost_micro_usd(prompt, completion)
         self._record(
             call,
@@ -395,7 +469,22 @@ class Proxy:
         status: str,
         res: Reservation | None = None,
     ) -> None:
-        """Ledger row (with its reservation: settled or, at $0, released, in the ledger's flush) and metrics."""
+        """Ledger row (with its reservation: settled or, at $0, released, in the ledger's flush) and metrics.
+
+        A cost above the reservation (the upstream counted more prompt tokens than the estimate) is recorded in
+        full — the ledger holds what was spent, even when that takes a budget past its hard limit — and logged."""
+        call.recorded = True
+        if res is not None and micro_usd > res.amount_micro_usd:
+            log.warning(
+                "request %s cost $%.6f, more than its reservation $%.6f (prompt estimate too low); "
+                "recorded in full",
+                call.request_id,
+                micro_usd / 1e6,
+                res.amount_micro_usd / 1e6,
+            )
+            self._s.metrics.observe_over_reservation(
+                route=route, usd=(micro_usd - res.amount_micro_usd) / 1e6
+            )
         latency_ms = (time.perf_counter() - call.started_s) * 1000.0
         row = SpendRow(
             request_id=call.request_id,

@@ -109,6 +109,9 @@ class ReservationRow(Base):
     window_starts: Mapped[str]
     amount_micro_usd: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(_TS, index=True)
+    meta: Mapped[str | None]
+    """JSON of who/what was admitted (tenancy, route, model, admission time): lets reconciliation write an
+    orphaned reservation into the ledger at its worst case (``servewise.gateway._ledger``)."""
 
 
 class SpendRowRecord(Base):

@@ -2,9 +2,10 @@
 
 Why a protocol with two calls (``post`` and ``open_stream``): the proxy needs the whole JSON for non-streaming
 requests and the server-sent events one by one for streaming ones, so it can count delivered tokens and stop the
-upstream when the client goes away. Failures that another route could fix — no connection, a timeout before the
-first byte, 5xx, 429 — raise ``UpstreamError(retryable=True)`` so the proxy can fall back; any other 4xx is the
-client's problem and is passed back unchanged.
+upstream when the client goes away. Failures that another route could fix — no connection, 5xx, 429 — raise
+``UpstreamError(retryable=True)`` so the proxy can fall back; a lost answer after the request was sent (read
+timeout, connection dropped) raises ``UpstreamError(maybe_served=True)``: not retried, billed at its worst case;
+any other 4xx is the client's problem and is passed back unchanged.
 
 Why one ``httpx.AsyncClient`` per upstream with a large pool: connection reuse is most of the gateway's overhead
 budget on loopback; the API key header is set on the client, so it never passes through the proxy's own code or
@@ -24,15 +25,42 @@ __all__ = ["HttpUpstream", "Upstream", "UpstreamError", "UpstreamReply", "Upstre
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class UpstreamError(Exception):
-    """The upstream did not answer usefully; ``retryable``: another route may (nothing was sent to the client)."""
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
+"""Transport errors that happen before the upstream has the whole request: it cannot have served it."""
 
-    def __init__(self, route: str, message: str, *, status: int | None = None, body: bytes = b"") -> None:
+
+class UpstreamError(Exception):
+    """The upstream did not answer usefully; ``retryable``: another route may (nothing was sent to the client).
+
+    ``maybe_served``: the request reached the upstream and the answer was lost (read timeout, connection dropped
+    mid-answer). The upstream may have generated — and a hosted API billed — the whole answer, so the proxy
+    neither retries it elsewhere (that could pay twice) nor bills it $0: it charges the reserved worst case."""
+
+    def __init__(
+        self,
+        route: str,
+        message: str,
+        *,
+        status: int | None = None,
+        body: bytes = b"",
+        maybe_served: bool = False,
+    ) -> None:
         super().__init__(f"upstream {route}: {message}")
         self.route = route
         self.status = status
         self.body = body
-        self.retryable = status is None or status in _RETRYABLE_STATUS
+        self.maybe_served = maybe_served
+        self.retryable = not maybe_served and (status is None or status in _RETRYABLE_STATUS)
+
+
+def _transport_error(route: str, err: httpx.HTTPError) -> UpstreamError:
+    return UpstreamError(route, f"{type(err).__name__}: {err}", maybe_served=not isinstance(err, _NOT_SENT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +136,7 @@ class HttpUpstream:
         try:
             response = await self._client.post(path, json=body)
         except httpx.HTTPError as err:
-            raise UpstreamError(self.name, f"{type(err).__name__}: {err}") from None
+            raise _transport_error(self.name, err) from None
         if response.status_code in _RETRYABLE_STATUS:
             raise UpstreamError(
                 self.name,
@@ -124,7 +152,7 @@ class HttpUpstream:
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as err:
-            raise UpstreamError(self.name, f"{type(err).__name__}: {err}") from None
+            raise _transport_error(self.name, err) from None
         if response.status_code != 200:
             content = await response.aread()
             await response.aclose()

@@ -108,6 +108,7 @@ def upgrade() -> None:
         _str("window_starts"),
         _money("amount_micro_usd"),
         _ts("created_at"),
+        _str("meta", nullable=True),
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_gw_reservations")),
     )
     op.create_index(op.f("ix_gw_reservations_created_at"), "gw_reservations", ["created_at"])
