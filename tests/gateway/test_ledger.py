@@ -16,7 +16,9 @@ from servewise.gateway._budget_defs import SPEND
 from servewise.gateway._budget_redis import RedisBudgetStore
 from servewise.gateway._budget_sql import SqlBudgetStore
 from servewise.gateway._budgets import BudgetStore, Reservation
-from servewise.gateway._ledger import LedgerWriteError, LedgerWriter, SpendRow, reconcile, spend_report
+from servewise.gateway._ledger import LedgerWriteError, LedgerWriter, SpendRow
+from servewise.gateway._reconcile import reconcile
+from servewise.gateway._spend_report import spend_report
 
 from . import budget_support as support
 from .budget_support import NOW

@@ -63,19 +63,7 @@ from ._config import (
     RoutingConfig,
     load_gateway_config,
 )
-from ._ledger import (
-    REPORT_BY,
-    STATUSES,
-    CounterFix,
-    LedgerWriteError,
-    LedgerWriter,
-    ReconcileReport,
-    SpendRow,
-    orphan_row,
-    reconcile,
-    release_stale,
-    spend_report,
-)
+from ._ledger import STATUSES, LedgerWriteError, LedgerWriter, SpendRow
 from ._metrics import (
     OVERHEAD_BUCKETS_S,
     PROMETHEUS_CONTENT_TYPE,
@@ -99,6 +87,7 @@ from ._queue import (
     QueueDepthPoller,
     parse_queue_depth,
 )
+from ._reconcile import CounterFix, ReconcileReport, orphan_row, reconcile, release_stale
 from ._retry import (
     RetryBudget,
 )
@@ -123,6 +112,7 @@ from ._services import (
     build_services,
     open_gateway_engine,
 )
+from ._spend_report import REPORT_BY, spend_report
 from ._tenancy import (
     KEY_PREFIX,
     ApiKeyInfo,

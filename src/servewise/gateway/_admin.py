@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from servewise.errors import ServewiseError
 
 from ._budgets import BudgetRef, usd_to_micro_round
-from ._ledger import spend_report
 from ._services import GatewayServices
+from ._spend_report import spend_report
 from ._tenancy import ApiKeyInfo, admin_key_matches, create_key, list_keys, revoke_key
 
 __all__ = ["AdminError", "admin_router"]

@@ -28,10 +28,11 @@ from ._budget_sql import SqlBudgetStore
 from ._budgets import BudgetStore
 from ._cache import LruCache, RedisCache, ResponseCache
 from ._config import GatewayConfig
-from ._ledger import LedgerWriter, ReconcileReport, reconcile
+from ._ledger import LedgerWriter
 from ._metrics import GatewayMetrics
 from ._pricing import RoutePrice, route_prices
 from ._queue import QueueDepthPoller
+from ._reconcile import ReconcileReport, reconcile
 from ._retry import RetryBudget
 from ._routing import DefaultPolicy, LocalShareTracker, RouteInfo, RoutingPolicy, RoutingSettings
 from ._tenancy import KeyAuthenticator

@@ -111,7 +111,7 @@ class ReservationRow(Base):
     created_at: Mapped[datetime] = mapped_column(_TS, index=True)
     meta: Mapped[str | None]
     """JSON of who/what was admitted (tenancy, route, model, admission time): lets reconciliation write an
-    orphaned reservation into the ledger at its worst case (``servewise.gateway._ledger``)."""
+    orphaned reservation into the ledger at its worst case (``servewise.gateway._reconcile``)."""
 
 
 class SpendRowRecord(Base):
