@@ -193,3 +193,51 @@ class BudgetDefinitions:
         if not gone:
             raise UsageError(f"no budget with id {budget_id}; `servewise gateway budgets show` lists them")
         self.invalidate()
+
+
+class DefinitionsFront:
+    """The definition side every ``BudgetStore`` shares: lookups through the cached ``BudgetDefinitions`` and
+    ``set_budget``, which seeds the counter from the ledger when a budget is new or moved to another time zone
+    (``_seed``: each store writes its own counter)."""
+
+    definitions: BudgetDefinitions
+
+    async def budgets_for(
+        self, org_id: str, team_id: str | None, key_id: str, end_user: str | None = None
+    ) -> list[BudgetRef]:
+        return await self.definitions.budgets_for(org_id, team_id, key_id, end_user)
+
+    async def list_budgets(self) -> list[BudgetRef]:
+        return list(await self.definitions.all(fresh=True))
+
+    async def set_budget(
+        self,
+        *,
+        scope: str,
+        scope_id: str,
+        window: str,
+        soft_micro_usd: int | None,
+        hard_micro_usd: int | None,
+        action: str = "reject",
+        downgrade_route: str | None = None,
+        timezone: str = "UTC",
+    ) -> BudgetRef:
+        """Create or change a budget. A new budget — or one moved to another time zone — starts from the ledger's
+        spend in its current window; a changed limit applies to the spend already counted."""
+        ref, seed = await asyncio.to_thread(
+            self.definitions.set_sync,
+            scope=scope,
+            scope_id=scope_id,
+            window=window,
+            soft_micro_usd=soft_micro_usd,
+            hard_micro_usd=hard_micro_usd,
+            action=action,
+            downgrade_route=downgrade_route,
+            timezone=timezone,
+        )
+        if seed:
+            await self._seed(ref, datetime.now(UTC))
+        return ref
+
+    async def _seed(self, ref: BudgetRef, now: datetime) -> None:
+        raise NotImplementedError

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from servewise.errors import ServewiseError, UsageError
 
-from ._budget_defs import BudgetDefinitions, ledger_sum
+from ._budget_defs import BudgetDefinitions, DefinitionsFront, ledger_sum
 from ._budget_lua import RESERVE, SET_COUNTERS, SETTLE
 from ._budgets import (
     DEFAULT_LEVELS_PCT,
@@ -64,7 +64,7 @@ def redis_client(url: str, *, max_connections: int = 64) -> Redis:
     return Redis.from_pool(pool)
 
 
-class RedisBudgetStore:
+class RedisBudgetStore(DefinitionsFront):
     """``BudgetStore`` with counters in Redis (``redis_url``) and definitions in SQL (``engine``)."""
 
     def __init__(
@@ -97,51 +97,17 @@ class RedisBudgetStore:
         return f"{self.prefix}:rz"
 
     # -- definitions -------------------------------------------------------------------------------------------
-    async def budgets_for(
-        self, org_id: str, team_id: str | None, key_id: str, end_user: str | None = None
-    ) -> list[BudgetRef]:
-        return await self.definitions.budgets_for(org_id, team_id, key_id, end_user)
+    async def _seed(self, ref: BudgetRef, now: datetime) -> None:
+        start, end = ref.bounds(now)
 
-    async def list_budgets(self) -> list[BudgetRef]:
-        return list(await self.definitions.all(fresh=True))
+        def ledger_spent() -> int:
+            with self.engine.connect() as connection:
+                return ledger_sum(connection, ref, start, end)
 
-    async def set_budget(
-        self,
-        *,
-        scope: str,
-        scope_id: str,
-        window: str,
-        soft_micro_usd: int | None,
-        hard_micro_usd: int | None,
-        action: str = "reject",
-        downgrade_route: str | None = None,
-        timezone: str = "UTC",
-    ) -> BudgetRef:
-        """Create or change a budget. A new budget — or one moved to another time zone — starts from the ledger's
-        spend in its current window; a changed limit applies to the spend already counted."""
-        ref, seed = await asyncio.to_thread(
-            self.definitions.set_sync,
-            scope=scope,
-            scope_id=scope_id,
-            window=window,
-            soft_micro_usd=soft_micro_usd,
-            hard_micro_usd=hard_micro_usd,
-            action=action,
-            downgrade_route=downgrade_route,
-            timezone=timezone,
-        )
-        if seed:
-            start, end = ref.bounds(datetime.now(UTC))
-
-            def ledger_spent() -> int:
-                with self.engine.connect() as connection:
-                    return ledger_sum(connection, ref, start, end)
-
-            spent = await asyncio.to_thread(ledger_spent)
-            key = self.counter_key(ref.budget_id, start)
-            await self.redis.hset(key, "spent", spent)
-            await self.redis.expireat(key, end + COUNTER_RETENTION)
-        return ref
+        spent = await asyncio.to_thread(ledger_spent)
+        key = self.counter_key(ref.budget_id, start)
+        await self.redis.hset(key, "spent", spent)
+        await self.redis.expireat(key, end + COUNTER_RETENTION)
 
     async def delete_budget(self, budget_id: int) -> None:
         await asyncio.to_thread(self.definitions.delete_sync, budget_id)

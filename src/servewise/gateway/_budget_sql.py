@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from servewise.errors import UsageError
 
-from ._budget_defs import USAGE, BudgetDefinitions, as_utc, ledger_sum, write_tx
+from ._budget_defs import USAGE, BudgetDefinitions, DefinitionsFront, as_utc, ledger_sum, write_tx
 from ._budgets import (
     DEFAULT_LEVELS_PCT,
     BudgetRef,
@@ -112,7 +112,7 @@ def _with_retries(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class SqlBudgetStore:
+class SqlBudgetStore(DefinitionsFront):
     """``BudgetStore`` on SQL. Give it an engine from ``servewise.catalog`` (migrated to ``0004_gateway``; its
     SQLite connections carry the ``BEGIN IMMEDIATE`` hook this store relies on)."""
 
@@ -128,42 +128,8 @@ class SqlBudgetStore:
         self.definitions = BudgetDefinitions(engine, ttl_s=definitions_ttl_s)
 
     # -- definitions -------------------------------------------------------------------------------------------
-    async def budgets_for(
-        self, org_id: str, team_id: str | None, key_id: str, end_user: str | None = None
-    ) -> list[BudgetRef]:
-        return await self.definitions.budgets_for(org_id, team_id, key_id, end_user)
-
-    async def list_budgets(self) -> list[BudgetRef]:
-        return list(await self.definitions.all(fresh=True))
-
-    async def set_budget(
-        self,
-        *,
-        scope: str,
-        scope_id: str,
-        window: str,
-        soft_micro_usd: int | None,
-        hard_micro_usd: int | None,
-        action: str = "reject",
-        downgrade_route: str | None = None,
-        timezone: str = "UTC",
-    ) -> BudgetRef:
-        """Create or change a budget. A new budget — or one moved to another time zone — starts from the ledger's
-        spend in its current window; a changed limit applies to the spend already counted."""
-        ref, seed = await asyncio.to_thread(
-            self.definitions.set_sync,
-            scope=scope,
-            scope_id=scope_id,
-            window=window,
-            soft_micro_usd=soft_micro_usd,
-            hard_micro_usd=hard_micro_usd,
-            action=action,
-            downgrade_route=downgrade_route,
-            timezone=timezone,
-        )
-        if seed:
-            await asyncio.to_thread(self._seed_sync, ref, datetime.now(UTC))
-        return ref
+    async def _seed(self, ref: BudgetRef, now: datetime) -> None:
+        await asyncio.to_thread(self._seed_sync, ref, now)
 
     def _seed_sync(self, ref: BudgetRef, now: datetime) -> None:
         start, end = ref.bounds(now)
