@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from typer.core import TyperGroup
 
 from servewise.bench import (
     DEFAULT_OUTPUT_TOKENS,
@@ -65,29 +64,18 @@ from ._bench_import import (
     reported,
     system_from_flags,
 )
+from ._groups import default_command_app
 from ._output import Column, OutputFormat, render, stderr_console, stdout_console
 from ._predict import Backend
 
 __all__ = ["bench_app"]
 
 
-class _UrlFirstGroup(TyperGroup):
-    """``bench URL …`` runs ``bench run URL …``; ``bench import …`` and ``bench --help`` stay as they are."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's vendored click.Context
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-bench_app = typer.Typer(
-    name="bench",
-    cls=_UrlFirstGroup,
-    help="Load-test an OpenAI-compatible endpoint (`servewise bench URL ...`), or import a GuideLLM report "
+bench_app = default_command_app(
+    "bench",
+    "run",
+    "Load-test an OpenAI-compatible endpoint (`servewise bench URL ...`), or import a GuideLLM report "
     "(`servewise bench import FILE`).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 

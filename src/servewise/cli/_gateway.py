@@ -9,33 +9,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from ._gateway_admin import budgets_app, keys_app, spend_command
+from ._groups import default_command_app
 
 __all__ = ["gateway_app"]
 
 
-class _ServeFirstGroup(TyperGroup):
-    """``gateway --config X`` runs ``gateway serve --config X``; subcommands and ``--help`` stay as they are."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's vendored click.Context
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["serve", *args]
-        return super().parse_args(ctx, args)
-
-
-gateway_app = typer.Typer(
-    name="gateway",
-    cls=_ServeFirstGroup,
-    help="Budget-aware OpenAI-compatible gateway: `servewise gateway --config gateway.yaml` serves it; "
+gateway_app = default_command_app(
+    "gateway",
+    "serve",
+    "Budget-aware OpenAI-compatible gateway: `servewise gateway --config gateway.yaml` serves it; "
     "`keys`, `budgets` and `spend` manage tenants and report spend.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="gateway YAML (see docs/gateway.md)")]
