@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID
 
 from servewise.bench import (
     DEFAULT_OUTPUT_TOKENS,
@@ -65,7 +65,7 @@ from ._bench_import import (
     system_from_flags,
 )
 from ._groups import default_command_app
-from ._output import Column, OutputFormat, render, stderr_console, stdout_console
+from ._output import Column, OutputFormat, render, stderr_progress, stdout_console
 from ._predict import Backend
 
 __all__ = ["bench_app"]
@@ -192,14 +192,7 @@ async def _measure(
         if not models:
             raise UsageError(f"{url}/v1/models lists no model; name one with --model")
         model = models[0]
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr_console(),
-        transient=False,
-    ) as progress:
+    with stderr_progress() as progress:
         view = _ProgressView(progress)
         async with OpenAIStreamClient(url, model=model, **client_options) as client:
             results = await run_plan(plan, client, on_level=view.level, on_done=view.done)

@@ -34,6 +34,7 @@ __all__ = [
     "progress_bar",
     "render",
     "stderr_console",
+    "stderr_progress",
     "stdout_console",
     "write_atomically",
 ]
@@ -126,19 +127,24 @@ def render(
     stdout_console().print(table)
 
 
-@contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr for ``total`` units of work; yields ``advance(n)``.
-
-    On stderr so that stdout stays the document (``--format json | jq`` works while the bar runs)."""
-    with Progress(
+def stderr_progress() -> Progress:
+    """Rich progress bars on stderr (description, bar, done/total, elapsed), for one or several tasks."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=stderr_console(),
         transient=False,
-    ) as progress:
+    )
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr for ``total`` units of work; yields ``advance(n)``.
+
+    On stderr so that stdout stays the document (``--format json | jq`` works while the bar runs)."""
+    with stderr_progress() as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
 
