@@ -11,6 +11,7 @@ from ._aliases import fold, gpu_family, model_name_forms, resolve_gpu, resolve_m
 from ._audit import DeployAuditEntry
 from ._db import HEAD_REVISION, mask_url
 from ._health import STALE_AFTER_DAYS, Finding, HealthReport, check_health
+from ._listing import catalog_rows, record_dict
 from ._loader import DataKind, PackagedData, load_packaged, packaged_fingerprint, parse_csv, valid_columns
 from ._records import (
     Accelerator,
@@ -43,6 +44,7 @@ __all__ = [
     "ModelSpec",
     "PackagedData",
     "UseCaseTemplate",
+    "catalog_rows",
     "check_health",
     "fold",
     "gpu_family",
@@ -52,6 +54,7 @@ __all__ = [
     "open_catalog",
     "packaged_fingerprint",
     "parse_csv",
+    "record_dict",
     "resolve_gpu",
     "resolve_model",
     "valid_columns",

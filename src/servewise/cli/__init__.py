@@ -22,11 +22,13 @@ from ._compare import compare_command
 from ._deploy import deploy_command
 from ._evalcost import evalcost_command
 from ._gateway import gateway_app
+from ._intent import intent_command
 from ._mixed import mixed_command
 from ._montecarlo import montecarlo_command
 from ._output import fail
 from ._plan import plan_command
 from ._predict import predict_command
+from ._serve import serve_command
 from ._simulate import simulate_command
 from ._tco import tco_command
 
@@ -55,6 +57,8 @@ app.command("autoscale")(autoscale_command)
 app.command("compare")(compare_command)
 app.command("montecarlo")(montecarlo_command)
 app.command("deploy")(deploy_command)
+app.command("serve")(serve_command)
+app.command("intent")(intent_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ overrides ``SERVEWISE_DB_URL``; the command's own option wins.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from servewise.catalog import Catalog, DataKind, Finding, open_catalog
+from servewise.catalog import Catalog, DataKind, Finding, catalog_rows, open_catalog, record_dict
 from servewise.errors import ServewiseError, UnknownNameError, UsageError
 
 from ._output import Column, OutputFormat, fail, render, stderr_console
@@ -97,10 +97,6 @@ def _group(ctx: typer.Context, db_url: DbUrlOption = None) -> None:
     ctx.obj = db_url
 
 
-def _as_dict(record: Any) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in dataclasses.asdict(record).items()}
-
-
 def _columns(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[Column]:
     def numeric(key: str) -> bool:
         values = [row.get(key) for row in rows]
@@ -109,37 +105,15 @@ def _columns(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[Col
     return [Column(key, key, numeric=numeric(key)) for key in keys]
 
 
-def _parse_filters(filters: Sequence[str], valid: Sequence[str]) -> list[tuple[str, str]]:
+def _parse_filters(filters: Sequence[str]) -> list[tuple[str, str]]:
     parsed = []
     for item in filters:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"--filter expects key=value, got {item!r}; e.g. --filter provider=aws")
-        if key not in valid:
-            raise UsageError(f"unknown filter key {key!r}; valid keys: {', '.join(valid)}")
-        parsed.append((key, value.strip().casefold()))
+        parsed.append((key, value))
     return parsed
-
-
-def _matches(row: Mapping[str, Any], filters: Sequence[tuple[str, str]]) -> bool:
-    return all(
-        value in ("" if row.get(key) is None else str(row.get(key))).casefold() for key, value in filters
-    )
-
-
-def _read(catalog: Catalog, kind: DataKind) -> list[Any]:
-    readers: dict[DataKind, Callable[[], Sequence[Any]]] = {
-        DataKind.gpus: catalog.accelerators,
-        DataKind.models: catalog.models,
-        DataKind.offers: catalog.offers,
-        DataKind.api_prices: catalog.api_prices,
-        DataKind.benchmarks: catalog.benchmarks,
-        DataKind.use_cases: catalog.use_cases,
-        DataKind.aliases: catalog.aliases,
-        DataKind.cpus: catalog.cpus,
-    }
-    return list(readers[kind]())
 
 
 @catalog_app.command("list")
@@ -166,8 +140,7 @@ def list_command(
         from servewise.catalog import valid_columns
 
         valid = valid_columns(kind)
-        wanted = _parse_filters(filters or [], valid)
-        rows = [row for row in map(_as_dict, _read(catalog, kind)) if _matches(row, wanted)]
+        rows = catalog_rows(catalog, kind, _parse_filters(filters or []))
     human = fmt in (OutputFormat.table, OutputFormat.markdown)
     if limit is None and human and kind is DataKind.benchmarks:
         limit = _DEFAULT_TABLE_LIMIT
@@ -199,13 +172,13 @@ def show_command(
         misses: list[UnknownNameError] = []
         for kind, lookup in lookups:
             try:
-                record = _as_dict(lookup(name))
+                record = record_dict(lookup(name))
             except UnknownNameError as err:
                 misses.append(err)
                 continue
             document: dict[str, Any] = {"kind": kind, "record": record}
             if kind == "gpu":
-                document["offers"] = [_as_dict(o) for o in catalog.offers(gpu=record["name"])]
+                document["offers"] = [record_dict(o) for o in catalog.offers(gpu=record["name"])]
             if kind == "model":
                 document["benchmark_rows"] = catalog.benchmark_count(model=record["name"])
             break

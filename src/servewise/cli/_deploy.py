@@ -26,6 +26,7 @@ from servewise.deploy import (
     deploy_spec,
     load_plan_document,
     render_bundle,
+    spec_summary,
 )
 from servewise.errors import UsageError
 
@@ -54,27 +55,8 @@ class DryRun(StrEnum):
     server = "server"
 
 
-def summary(spec: DeploySpec) -> dict[str, Any]:
-    """The one-line summary of what the bundle deploys (also the ``summary`` of the JSON document)."""
-    hardware = f"{spec.cpu_instance} (CPU)" if spec.is_cpu else f"{spec.tp}x{spec.gpu}"
-    return {
-        "option_rank": spec.option_rank,
-        "chosen": spec.chosen,
-        "model": spec.model,
-        "precision": spec.precision,
-        "hardware": hardware,
-        "tp": spec.tp,
-        "replicas": spec.replicas,
-        "min_replicas": spec.scaling.min_replicas,
-        "max_replicas": spec.scaling.max_replicas,
-        "autoscaler": spec.autoscaler,
-        "usd_per_month": spec.usd_per_month,
-        "namespace": spec.namespace,
-    }
-
-
 def summary_line(spec: DeploySpec) -> str:
-    s = summary(spec)
+    s = spec_summary(spec)
     star = " ★" if s["chosen"] else ""
     return (
         f"option {s['option_rank']}{star}: {s['model']} {s['precision']} on {s['hardware']} x{s['replicas']} "
@@ -202,7 +184,7 @@ def deploy_command(
     document_out: dict[str, Any] = {
         "output": str(written) if written else None,
         "target": target.value,
-        "summary": summary(spec),
+        "summary": spec_summary(spec),
         "files": rows,
         "check": report.document(),
     }

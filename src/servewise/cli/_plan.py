@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from servewise.catalog import Catalog, CatalogSnapshot, open_catalog
+from servewise.catalog import CatalogSnapshot, open_catalog
 from servewise.cost import CostEstimate
 from servewise.errors import UsageError
 from servewise.planner import (
@@ -24,9 +24,11 @@ from servewise.planner import (
     plan_document,
     rejection_counts,
     require_feasible,
+    resolve_workload_names,
+    workload_from_layers,
 )
 from servewise.types import Precision, PricingMode, Priority
-from servewise.workload import Workload, build_workload, load_workload_file
+from servewise.workload import Workload, load_workload_file
 
 from ._output import Column, OutputFormat, render, stderr_console, stdout_console, write_atomically
 
@@ -102,18 +104,6 @@ def _flag_message(message: str) -> str:
         if message.startswith(marker):
             return f"{flag}: {message.removeprefix(marker)}"
     return message
-
-
-def resolve_workload_names(workload: Workload, catalog: Catalog) -> Workload:
-    """Canonical catalog names for the GPUs and models the workload allows (aliases, families, HF ids)."""
-    gpus: list[str] = []
-    for name in workload.constraints.gpus:
-        gpus.extend(g for g in catalog.resolve_gpus(name) if g not in gpus)
-    models = [catalog.resolve_model(name) for name in workload.constraints.models]
-    constraints = workload.constraints.model_copy(
-        update={"gpus": gpus, "models": list(dict.fromkeys(models))}
-    )
-    return workload.model_copy(update={"constraints": constraints})
 
 
 def write_json_atomically(
@@ -296,21 +286,17 @@ def workload_from_options(options: dict[str, Any]) -> tuple[Workload, CatalogSna
         )
     file_data = load_workload_file(file) if file is not None else None
     with open_catalog(o["db_url"]) as catalog:
-        template_name = use_case or (
-            str(file_data["use_case"]) if file_data and file_data.get("use_case") else None
-        )
-        template = catalog.use_case(template_name) if template_name else None
         try:
-            workload = build_workload(
-                template=template,
-                file_data=file_data,
+            workload = workload_from_layers(
+                catalog,
+                use_case=use_case,
+                data=file_data,
                 overrides=_overrides(flags),
                 source=str(file) if file is not None else "workload",
             )
         except UsageError as err:
             err.args = (_flag_message(str(err)),)
             raise
-        workload = resolve_workload_names(workload, catalog)
         snapshot = catalog.snapshot()
     return workload, snapshot
 

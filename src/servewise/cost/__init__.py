@@ -41,6 +41,14 @@ from ._evalcost import (
     StageCost,
     eval_cost,
 )
+from ._evalcost_report import (
+    EVALCOST_INPUTS,
+    EvalCostInput,
+    evalcost_document,
+    evalcost_for,
+    find_judge_price,
+    judge_price,
+)
 from ._owned import OWNED_SOURCES, OwnedCost, OwnedTerms, owned_cost
 from ._pricing import (
     DEFAULT_TERMS,
@@ -62,10 +70,12 @@ from ._rental import (
     usd_per_million_tokens,
 )
 from ._tco import RENTED_MODES, SECONDS_PER_MONTH, Deployment, TcoOption, TcoReport, Tier, tco_report
+from ._tco_document import TCO_SCHEMA, tco_defaults, tco_document
 
 __all__ = [
     "ALERT_POLICY_SCHEMA",
     "DEFAULT_TERMS",
+    "EVALCOST_INPUTS",
     "HOURS_PER_MONTH",
     "HOURS_PER_WEEK",
     "LIST_TERMS",
@@ -74,6 +84,7 @@ __all__ = [
     "RENTED_MODES",
     "SECONDS_PER_MONTH",
     "SHAPES",
+    "TCO_SCHEMA",
     "AlertPolicy",
     "ApiCost",
     "AutoscaleResult",
@@ -86,6 +97,7 @@ __all__ = [
     "DailySpend",
     "Deployment",
     "EvalCost",
+    "EvalCostInput",
     "EvalCostInputs",
     "HourScaling",
     "HybridSplit",
@@ -116,7 +128,11 @@ __all__ = [
     "cheapest_rental",
     "check_daily_series",
     "eval_cost",
+    "evalcost_document",
+    "evalcost_for",
     "find_api_price",
+    "find_judge_price",
+    "judge_price",
     "listed_price",
     "on_demand_replicas",
     "owned_cost",
@@ -124,6 +140,8 @@ __all__ = [
     "rental_curve_usd_per_hour",
     "shape_multipliers",
     "spend_anomalies",
+    "tco_defaults",
+    "tco_document",
     "tco_report",
     "usd_per_million_tokens",
     "volume_grid",

@@ -16,6 +16,7 @@ from ._render import RenderedFile, render_bundle
 from ._report import BundleFile, CheckReport, CheckResult, Problem
 from ._schemas import K8S_VERSION
 from ._spec import TARGETS, Autoscaler, DeploySpec, Target, deploy_spec
+from ._summary import spec_summary
 from ._validate import check_directory, check_files, load_objects
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "load_objects",
     "load_plan_document",
     "render_bundle",
+    "spec_summary",
 ]

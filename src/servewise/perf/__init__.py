@@ -41,6 +41,14 @@ from ._engine import EngineSettings, default_engine_settings
 from ._estimate import PerfEstimate, PerfRejection, estimate_replica, latency_at
 from ._memory import MemoryPlan, kv_bytes_per_token_per_gpu, memory_plan, weight_bytes
 from ._params import ANALYTICAL_PARAMS, StepParams
+from ._point import (
+    DEFAULT_OPEN_LOOP_REQUESTS,
+    PREDICT_METRICS,
+    PREDICT_QUANTILES,
+    placement_text,
+    predict_point,
+    tp_reason,
+)
 from ._precision import BYTES_PER_PARAM, peak_tflops, serving_precision, unsupported_reason
 from ._roofline import StepModel, build_step_model
 from ._scheduler import SimEngine, SimResult, simulate
@@ -51,6 +59,9 @@ __all__ = [
     "BYTES_PER_PARAM",
     "CPU_ANALYTICAL_PARAMS",
     "CPU_ENGINE",
+    "DEFAULT_OPEN_LOOP_REQUESTS",
+    "PREDICT_METRICS",
+    "PREDICT_QUANTILES",
     "QUANTILES",
     "CalibrationTable",
     "ClosedLoop",
@@ -87,7 +98,9 @@ __all__ = [
     "max_qps_under_slo",
     "memory_plan",
     "peak_tflops",
+    "placement_text",
     "poisson_arrivals",
+    "predict_point",
     "sampled_lengths",
     "saturation_qps",
     "serving_precision",
@@ -97,6 +110,7 @@ __all__ = [
     "slo_checks",
     "slo_value",
     "steady_state",
+    "tp_reason",
     "uniform_lengths",
     "unsupported_reason",
     "weight_bytes",

@@ -1,6 +1,7 @@
 """Search model × GPU × TP × precision × replicas; keep what meets memory, SLO and budget; rank; explain."""
 
 from ._compare import METRICS, Comparison, Delta, SideSummary, compare_plans, summarize_plan
+from ._compare_document import comparison_document
 from ._executor import (
     EXECUTORS,
     Executor,
@@ -10,6 +11,7 @@ from ._executor import (
     make_executor,
     open_executor,
 )
+from ._inputs import resolve_workload_names, workload_from_layers
 from ._mixed import (
     DEFAULT_THRESHOLD_TOKENS,
     ApiOverflow,
@@ -36,6 +38,7 @@ from ._plan_file import PlanFileError, check_plan_document, load_plan_document
 from ._rank import explain_choice, infeasibility_message, rank_options, require_feasible
 from ._search import TP_SIZES, ParamsLookup, make_plan, max_model_len, request_shape
 from ._split import LengthSplit, length_cdf, partial_moment, split_lengths, threshold_for_share
+from ._tco_plan import plan_tco
 
 __all__ = [
     "DEFAULT_THRESHOLD_TOKENS",
@@ -69,6 +72,7 @@ __all__ = [
     "api_overflow",
     "check_plan_document",
     "compare_plans",
+    "comparison_document",
     "explain_choice",
     "infeasibility_message",
     "length_cdf",
@@ -82,12 +86,15 @@ __all__ = [
     "partial_moment",
     "plan_document",
     "plan_json_schema",
+    "plan_tco",
     "rank_options",
     "rejection_counts",
     "request_shape",
     "require_feasible",
+    "resolve_workload_names",
     "routing_rule",
     "split_lengths",
     "summarize_plan",
     "threshold_for_share",
+    "workload_from_layers",
 ]
