@@ -129,10 +129,10 @@ def _serve(app: Any, port: int) -> None:
 
 
 def serve_gateway(config_path: str, port: int) -> None:
-    from servewise.gateway._app import create_gateway_app
-    from servewise.gateway._config import load_gateway_config
+    from servewise.gateway import load_gateway_config
+    from servewise.gateway import serve_gateway as serve
 
-    _serve(create_gateway_app(load_gateway_config(Path(config_path))), port)
+    serve(load_gateway_config(Path(config_path)), host="127.0.0.1", port=port, log_level="warning")
 
 
 def _spawn(*args: str) -> subprocess.Popen[bytes]:

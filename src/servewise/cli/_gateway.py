@@ -40,22 +40,17 @@ def gateway_serve_command(
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "info",
 ) -> None:
     """Serve the gateway until interrupted (Ctrl-C flushes the ledger before exiting)."""
-    import uvicorn
-
-    from servewise.gateway import create_gateway_app, load_gateway_config
+    from servewise.gateway import load_gateway_config, serve_gateway
 
     loaded = load_gateway_config(config)
-    app = create_gateway_app(loaded)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if log_level.lower() != "debug":  # httpx logs every upstream call and every queue-depth poll at INFO
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvicorn.run(
-        app,
+    serve_gateway(
+        loaded,
         host=host or loaded.listen.host,
         port=loaded.listen.port if port is None else port,
-        log_level=log_level.lower(),
-        access_log=False,
-        lifespan="on",
+        log_level=log_level,
     )
 
 

@@ -106,6 +106,7 @@ from ._routing import (
     RoutingState,
     parse_priority,
 )
+from ._serve import serve_gateway
 from ._services import (
     GatewayServices,
     Route,
@@ -250,6 +251,7 @@ __all__ = [
     "replay_sse",
     "revoke_key",
     "route_prices",
+    "serve_gateway",
     "spend_report",
     "storable",
     "usd_to_micro_ceil",
