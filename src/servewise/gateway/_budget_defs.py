@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -195,7 +196,7 @@ class BudgetDefinitions:
         self.invalidate()
 
 
-class DefinitionsFront:
+class DefinitionsFront(ABC):
     """The definition side every ``BudgetStore`` shares: lookups through the cached ``BudgetDefinitions`` and
     ``set_budget``, which seeds the counter from the ledger when a budget is new or moved to another time zone
     (``_seed``: each store writes its own counter)."""
@@ -239,5 +240,6 @@ class DefinitionsFront:
             await self._seed(ref, datetime.now(UTC))
         return ref
 
+    @abstractmethod
     async def _seed(self, ref: BudgetRef, now: datetime) -> None:
-        raise NotImplementedError
+        """Set the counter of ``ref``'s current window to the ledger's spend in it."""
