@@ -3,6 +3,7 @@ reservation, an answer lost after the request was sent, a client that hangs up o
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -201,3 +202,19 @@ def test_n_choices_reserve_max_tokens_for_each(gateway: RunningGateway) -> None:
         gateway.client(key).chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=100, n=0
         )
+
+
+def test_over_reservation_is_logged_once_a_minute_per_route_and_counted_every_time(
+    embed_gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A prompt estimate that is systematically low must not log a line per request on the event loop."""
+    client = embed_gateway.client(embed_gateway.new_key())
+    with caplog.at_level("WARNING", logger="servewise.gateway.proxy"):
+        for _ in range(3):
+            client.embeddings.create(model=EMBED_MODEL, input="x" * 400)  # estimated 100 tokens, counted 400
+        embed_gateway.wait_for_rows(3)
+    warnings = [r for r in caplog.records if "more than its reservation" in r.getMessage()]
+    assert len(warnings) == 1 and "on local" in warnings[0].getMessage()
+    metrics = httpx.get(f"{embed_gateway.url}/metrics").text
+    counted = re.search(r'servewise_gateway_over_reservation_usd_total\{route="local"\} (\S+)', metrics)
+    assert counted is not None and float(counted.group(1)) == pytest.approx(0.9)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -45,6 +46,9 @@ from ._upstream import UpstreamError, UpstreamReply, UpstreamStream
 __all__ = ["Proxy", "openai_error"]
 
 log = logging.getLogger("servewise.gateway.proxy")
+
+OVER_RESERVATION_LOG_EVERY_S = 60.0
+"""A settlement above its reservation is logged at most this often per route (each one is counted in metrics)."""
 
 
 def openai_error(
@@ -87,6 +91,8 @@ class Proxy:
 
     def __init__(self, services: GatewayServices) -> None:
         self._s = services
+        self._over_logged_s: dict[str, float] = {}
+        """Route → when an over-reservation was last logged: once a minute per route (the metric counts each)."""
 
     async def handle(self, endpoint: Endpoint, request: Request) -> Response:
         timer = OverheadTimer()
@@ -475,13 +481,18 @@ class Proxy:
         full — the ledger holds what was spent, even when that takes a budget past its hard limit — and logged."""
         call.recorded = True
         if res is not None and micro_usd > res.amount_micro_usd:
-            log.warning(
-                "request %s cost $%.6f, more than its reservation $%.6f (prompt estimate too low); "
-                "recorded in full",
-                call.request_id,
-                micro_usd / 1e6,
-                res.amount_micro_usd / 1e6,
-            )
+            now_s = time.monotonic()
+            if now_s - self._over_logged_s.get(route, -math.inf) >= OVER_RESERVATION_LOG_EVERY_S:
+                self._over_logged_s[route] = now_s
+                log.warning(
+                    "request %s on %s cost $%.6f, more than its reservation $%.6f (prompt estimate too low); "
+                    "recorded in full (logged once a minute per route; "
+                    "servewise_gateway_over_reservation_usd_total counts every case)",
+                    call.request_id,
+                    route,
+                    micro_usd / 1e6,
+                    res.amount_micro_usd / 1e6,
+                )
             self._s.metrics.observe_over_reservation(
                 route=route, usd=(micro_usd - res.amount_micro_usd) / 1e6
             )
