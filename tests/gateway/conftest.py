@@ -31,7 +31,7 @@ from sqlalchemy import Engine, Table, func, select
 from servewise.gateway import GatewayConfig, create_key
 from servewise.gateway._tables import SpendRowRecord
 from servewise.simulator import serve_in_background, simulator_config
-from tests.gateway.budget_support import redis_url_or_skip
+from tests.gateway.budget_support import engine_at, redis_url_or_skip
 
 if TYPE_CHECKING:
     from servewise.gateway import GatewayServices
@@ -228,6 +228,17 @@ def gateway(simulator_url: str, sqlite_url: str) -> Iterator[RunningGateway]:
 @pytest.fixture
 def redis_prefix() -> str:
     return f"swtest:{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    """A migrated engine on this test's SQLite file (budget, ledger and alert tests)."""
+    yield from engine_at(sqlite_url)
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    yield from engine_at(postgres_url)
 
 
 @pytest.fixture

@@ -30,16 +30,6 @@ NOW = support.NOW
 DEADLINE_S = 10.0
 
 
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    yield from support.engine_at(sqlite_url)
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    yield from support.engine_at(postgres_url)
-
-
 @dataclass
 class Webhook:
     url: str

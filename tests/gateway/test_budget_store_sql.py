@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import Engine
@@ -21,16 +21,6 @@ SCENARIOS = [
     support.settle_release_rollover,
     support.soft_crossing_once,
 ]
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    yield from support.engine_at(sqlite_url)
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    yield from support.engine_at(postgres_url)
 
 
 def _run(engine: Engine, scenario: Scenario) -> None:

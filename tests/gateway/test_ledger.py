@@ -27,21 +27,6 @@ DEADLINE_S = 10.0
 
 
 @pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    yield from support.engine_at(sqlite_url)
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    yield from support.engine_at(postgres_url)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return support.redis_url_or_skip()
-
-
-@pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
     yield from support.redis_prefix_at(redis_url)
 
