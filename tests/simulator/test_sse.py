@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
@@ -15,25 +16,55 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from servewise.simulator import SimulatorConfig, serve_in_background
 from servewise.simulator._metrics import FastHistogram
-from servewise.simulator._sse import ChunkFormat, SSEWriter
+from servewise.simulator._sse import SYSTEM_FINGERPRINT, ChunkFormat, SSEWriter
 from servewise.simulator._tokens import synthetic_text
 
 _ID, _CREATED, _MODEL = "chatcmpl-abc", 1_700_000_000, "meta-llama/Llama-3.1-8B-Instruct"
 
 
-def _reference(chat: bool, text: str, index: int, finish: str | None) -> bytes:
-    """The chunk as the OpenAI API shapes it, built the slow, obvious way."""
-    if chat:
-        delta: dict[str, Any] = {"content": text}
-        if index == 0:
-            delta = {"role": "assistant", **delta}
-        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        kind = "chat.completion.chunk"
-    else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        kind = "text_completion"
-    body = {"id": _ID, "object": kind, "created": _CREATED, "model": _MODEL, "choices": [choice]}
+def _line(body: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(body, separators=(',', ':'))}\n\n".encode()
+
+
+def _reference(
+    chat: bool,
+    text: str,
+    index: int,
+    finish: str | None,
+    *,
+    stop: str | None = None,
+    fingerprint: bool = True,
+) -> bytes:
+    """The chunk(s) of token ``index`` as vLLM 0.32 shapes them, built the slow, obvious way: chat opens with a
+    role chunk; the last token chunk names ``finish_reason`` and ``stop_reason`` and, when no usage chunk
+    follows (``fingerprint``), carries the ``system_fingerprint``."""
+    head: dict[str, Any] = {"id": _ID, "object": "chat.completion.chunk" if chat else "text_completion",
+                            "created": _CREATED, "model": _MODEL}  # fmt: skip
+    if chat:
+        choice: dict[str, Any] = {
+            "index": 0,
+            "delta": {"content": text},
+            "logprobs": None,
+            "finish_reason": finish,
+        }
+        if finish is not None:
+            choice["stop_reason"] = stop
+        choice["token_ids"] = None
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": stop,
+                  "prompt_token_ids": None, "token_ids": None}  # fmt: skip
+    body = head | {"choices": [choice]}
+    if finish is not None and fingerprint:
+        body["system_fingerprint"] = SYSTEM_FINGERPRINT
+    if not (chat and index == 0):
+        return _line(body)
+    role = {
+        "index": 0,
+        "delta": {"role": "assistant", "content": ""},
+        "logprobs": None,
+        "finish_reason": None,
+    }
+    return _line(head | {"choices": [role], "prompt_token_ids": None, "prompt_text": None}) + _line(body)
 
 
 @pytest.mark.parametrize("chat", [True, False])
@@ -49,16 +80,24 @@ def test_chunk_bytes_equal_json_dumps(chat: bool, finish: str) -> None:
     assert chunks.end == b"data: [DONE]\n\n"
 
 
-def test_cut_text_and_usage_chunk() -> None:
-    pieces = [" lorem", " ipsum", " "]  # a stop string cut the third token's text
-    usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
-    chunks = ChunkFormat(chat=True, response_id=_ID, created=_CREATED, model=_MODEL, finish_reason="stop",
-                         pieces=pieces, usage=usage)  # fmt: skip
+@pytest.mark.parametrize("chat", [True, False])
+def test_cut_text_and_usage_chunk(chat: bool) -> None:
+    pieces = [" lorem", " ipsum", " "]  # a stop string ("dolor") cut the third token's text
+    usage = {"prompt_tokens": 5, "total_tokens": 8, "completion_tokens": 3}
+    chunks = ChunkFormat(chat=chat, response_id=_ID, created=_CREATED, model=_MODEL, finish_reason="stop",
+                         pieces=pieces, usage=usage, stop_reason="dolor")  # fmt: skip
     got = [chunks.token(i, i == 2) for i in range(3)]
-    assert got == [_reference(True, p, i, "stop" if i == 2 else None) for i, p in enumerate(pieces)]
-    final = {"id": _ID, "object": "chat.completion.chunk", "created": _CREATED, "model": _MODEL, "choices": [],
-             "usage": usage}  # fmt: skip
-    assert chunks.end == f"data: {json.dumps(final, separators=(',', ':'))}\n\ndata: [DONE]\n\n".encode()
+    expected = [
+        _reference(
+            chat, p, i, "stop" if i == 2 else None, stop="dolor" if i == 2 else None, fingerprint=False
+        )
+        for i, p in enumerate(pieces)
+    ]
+    assert got == expected
+    kind = "chat.completion.chunk" if chat else "text_completion"
+    final: dict[str, Any] = {"id": _ID, "object": kind, "created": _CREATED, "model": _MODEL, "choices": [],
+                             "usage": usage, "system_fingerprint": SYSTEM_FINGERPRINT}  # fmt: skip
+    assert chunks.end == _line(final) + b"data: [DONE]\n\n"
 
 
 def test_fast_histogram_renders_like_prometheus_client() -> None:
@@ -92,7 +131,7 @@ def test_a_suspended_send_keeps_token_order() -> None:
         writable = asyncio.Event()
         bodies: list[bytes] = []
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if not writable.is_set():
                 await writable.wait()
             bodies.append(message["body"])
@@ -133,5 +172,10 @@ def test_a_client_that_leaves_cancels_its_request(l4_config: SimulatorConfig) ->
                 break
             time.sleep(0.02)
         assert running == 0
-        success = [line for line in text.splitlines() if line.startswith("vllm:request_success_total{")]
-        assert success and success[0].endswith(" 0.0")  # it was aborted, not finished
+        success = {
+            line.split('finished_reason="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("vllm:request_success_total{")
+        }
+        # cancelled, not finished; and, as in vLLM 0.32, a client's abort records no finished-request stats
+        assert success["abort"] == 0 and success["length"] == 0

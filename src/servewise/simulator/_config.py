@@ -75,6 +75,9 @@ class SimulatorConfig:
     """Requests queued beyond this are refused with 429 (None: unbounded, as vLLM)."""
     seed: int = 0
     prefix_hit_ratio: float = 0.0
+    legacy_metrics: bool = False
+    """Also expose the metric names vLLM removed (``vllm:gpu_cache_usage_perc``,
+    ``vllm:time_per_output_token_seconds``) for dashboards that still read them."""
 
     def __post_init__(self) -> None:
         if not (self.speed > 0 and math.isfinite(self.speed)):
@@ -126,6 +129,7 @@ def build_config(
     max_waiting: int | None,
     seed: int,
     prefix_hit_ratio: float,
+    legacy_metrics: bool = False,
 ) -> SimulatorConfig:
     """The replica of ``spec`` on ``tp`` × ``accelerator`` with engine ``settings``; ``UsageError`` when it cannot
     run (unsupported precision, bad ``tp``, does not fit in memory)."""
@@ -171,6 +175,7 @@ def build_config(
         max_waiting=max_waiting,
         seed=seed,
         prefix_hit_ratio=prefix_hit_ratio,
+        legacy_metrics=legacy_metrics,
     )
 
 
@@ -189,6 +194,7 @@ def simulator_config(
     output_tokens: int = DEFAULT_OUTPUT_TOKENS,
     prefix_hit_ratio: float = 0.0,
     db_url: str | None = None,
+    legacy_metrics: bool = False,
 ) -> SimulatorConfig:
     """A replica from the catalog, set up as ``servewise predict`` sets up an open-loop point (module docstring).
     ``precision`` defaults to 16-bit (bf16, or fp16 on GPUs without bf16)."""
@@ -224,6 +230,7 @@ def simulator_config(
         max_waiting=max_waiting,
         seed=seed,
         prefix_hit_ratio=prefix_hit_ratio,
+        legacy_metrics=legacy_metrics,
     )
 
 
@@ -235,6 +242,7 @@ def config_from_plan(
     max_waiting: int | None = None,
     seed: int = 0,
     db_url: str | None = None,
+    legacy_metrics: bool = False,
 ) -> SimulatorConfig:
     """The option of rank ``rank`` (1 = best) of a plan document (docs/plan-json.md) as a simulator config."""
     options = document.get("options") if isinstance(document, dict) else None
@@ -286,4 +294,5 @@ def config_from_plan(
         max_waiting=max_waiting,
         seed=seed,
         prefix_hit_ratio=prefix_share,
+        legacy_metrics=legacy_metrics,
     )

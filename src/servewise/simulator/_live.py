@@ -48,11 +48,14 @@ class RequestStream:
     """One request's tokens, in order, each handed to its sink when the simulation produced it (tokens that come
     due before a sink is attached wait for it)."""
 
-    def __init__(self, engine: LiveEngine, sequence: Sequence, overhead_s: float) -> None:
+    def __init__(self, engine: LiveEngine, sequence: Sequence, overhead_s: float, finish_reason: str) -> None:
         self.engine = engine
         self.sequence = sequence
         self.overhead_s = overhead_s
+        self.finish_reason = finish_reason
+        """``vllm:request_success_total``'s ``finished_reason`` when the request completes."""
         self.emitted = 0
+        self.first_token_s = math.nan
         self.last_token_s = math.nan
         self._sink: TokenSink | None = None
         self._held: list[tuple[int, bool, float]] = []
@@ -74,7 +77,9 @@ class RequestStream:
             self._sink.push(index, finished, due_s)
 
     def close(self) -> None:
-        """The response is over: drop later tokens; cancel the request in the engine if it has not finished."""
+        """The response is over: drop later tokens; cancel the request in the engine if it has not finished.
+        Not counted in ``vllm:request_success_total``: vLLM 0.32 records no finished-request stats for a request
+        the client aborted (``OutputProcessor.abort_requests``); ``abort`` there counts engine-side aborts only."""
         if not self._closed:
             self._closed = True
             self._sink = None
@@ -150,18 +155,19 @@ class LiveEngine:
     def draw_output_tokens(self) -> int:
         return self.config.draw_output_tokens(self.rng)
 
-    def submit(self, prompt_tokens: int, output_tokens: int) -> RequestStream:
+    def submit(self, prompt_tokens: int, output_tokens: int, finish_reason: str = "length") -> RequestStream:
         """Queue a request arriving now; ``QueueFullError`` when ``max_waiting`` requests already wait."""
         limit = self.config.max_waiting
         if limit is not None and self.core.queued >= limit:
+            self.metrics.admission_rejections["max_num_queued_reqs"].inc()
             raise QueueFullError(f"{self.core.queued} requests are waiting (limit {limit})")
         step = self.config.step
         sequence = Sequence(next(self._ids), prompt_tokens, output_tokens, self.sim_now_s())
         overhead = step.request_overhead_s + step.prompt_overhead_s_per_token * prompt_tokens
-        stream = RequestStream(self, sequence, overhead)
+        stream = RequestStream(self, sequence, overhead, finish_reason)
         sequence.tag = stream
         self.core.submit(sequence)
-        self.metrics.waiting.set(self.core.waiting)
+        self.metrics.set_waiting(self.core.waiting)
         self._wake.set()
         return stream
 
@@ -182,9 +188,8 @@ class LiveEngine:
     def _gauges(self) -> None:
         m, core = self.metrics, self.core
         m.running.set(core.running)
-        m.waiting.set(core.waiting)
-        m.kv_usage.set(core.kv_usage)
-        m.gpu_cache_usage.set(core.kv_usage)
+        m.set_waiting(core.waiting)
+        m.set_kv_usage(core.kv_usage)
 
     def _deliver(self, outcome: StepOutcome) -> None:
         """Record the step's metrics and queue its tokens, grouped by due time, for ``_pump``."""
@@ -192,10 +197,13 @@ class LiveEngine:
         if outcome.preempted:
             m.preemptions.inc(len(outcome.preempted))
         m.generation_tokens.inc(len(outcome.emissions))
+        m.iteration_tokens.observe(
+            outcome.prefill_tokens + len(outcome.emissions)
+        )  # vLLM: computed + sampled
         end = outcome.end_s
         batches: dict[float, _Batch] = {}
         gaps: dict[float, int] = {}
-        prompt_tokens = finished = 0
+        prompt_tokens = 0
         for emission in outcome.emissions:
             sequence = emission.sequence
             stream = sequence.tag
@@ -203,15 +211,24 @@ class LiveEngine:
                 continue
             if emission.first:
                 m.ttft.observe(end - sequence.arrival_s + stream.overhead_s)
-                m.queue.observe(sequence.scheduled_s - sequence.arrival_s)
+                stream.first_token_s = end
                 prompt_tokens += sequence.prompt_tokens
             else:
                 gap = end - stream.last_token_s
                 gaps[gap] = gaps.get(gap, 0) + 1
             stream.last_token_s = end
             if emission.finished:
-                m.e2e.observe(end - sequence.arrival_s + stream.overhead_s)
-                finished += 1
+                m.finished(
+                    reason=stream.finish_reason,
+                    arrival_s=sequence.arrival_s,
+                    scheduled_s=sequence.scheduled_s,
+                    first_token_s=stream.first_token_s,
+                    last_token_s=end,
+                    overhead_s=stream.overhead_s,
+                    prompt_tokens=sequence.prompt_tokens,
+                    generated_tokens=sequence.generated,
+                    preemptions=sequence.preemptions,
+                )
             due = self.wall_at(end + stream.overhead_s)
             batch = batches.get(due)
             if batch is None:
@@ -219,12 +236,9 @@ class LiveEngine:
             batch.append((stream, stream.emitted, emission.finished))
             stream.emitted += 1
         for gap, count in gaps.items():
-            m.itl.observe_many(gap, count)
-            m.tpot.observe_many(gap, count)
+            m.observe_itl(gap, count)
         if prompt_tokens:
             m.prompt_tokens.inc(prompt_tokens)
-        if finished:
-            m.request_success.inc(finished)
         for due, batch in batches.items():
             heapq.heappush(self._due, (due, next(self._groups), batch))
         self._pump()

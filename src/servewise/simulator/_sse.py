@@ -33,10 +33,12 @@ from starlette.types import Message, Receive, Scope, Send
 from ._metrics import FastHistogram
 from ._tokens import TOKEN_TEXTS
 
-__all__ = ["ChunkFormat", "SSEResponse", "SSEWriter", "TokenSink"]
+__all__ = ["SYSTEM_FINGERPRINT", "ChunkFormat", "SSEResponse", "SSEWriter", "TokenSink"]
+
+SYSTEM_FINGERPRINT = "servewise-simulator"
+"""What the simulator puts where vLLM writes ``vllm-<version>-<hash>``."""
 
 _DONE = b"data: [DONE]\n\n"
-_FINISH = {None: b"null", "stop": b'"stop"', "length": b'"length"'}
 
 
 def _dump(value: object) -> bytes:
@@ -44,7 +46,12 @@ def _dump(value: object) -> bytes:
 
 
 class ChunkFormat:
-    """The SSE bytes of one streamed answer: chunk lines for its tokens, then the usage chunk and ``[DONE]``."""
+    """The SSE bytes of one streamed answer, shaped as vLLM 0.32 shapes them (tests/realvllm checks the shape
+    against a real server): chat opens with a role chunk (``delta: {role, content: ""}``, sent together with the
+    first token, as vLLM sends it once the first output arrives), each token chunk carries ``token_ids: null``
+    (completions also ``stop_reason`` and ``prompt_token_ids``), the last one ``finish_reason`` and
+    ``stop_reason``; then the usage chunk (``choices: []``) when asked for, and ``[DONE]``. The
+    ``system_fingerprint`` rides on the usage chunk, or on the last token chunk when there is none."""
 
     def __init__(
         self,
@@ -56,40 +63,69 @@ class ChunkFormat:
         finish_reason: str,
         pieces: list[str] | None,
         usage: dict[str, int] | None,
+        stop_reason: str | None = None,
+        fingerprint: str = SYSTEM_FINGERPRINT,
     ) -> None:
         """``pieces``: each token's text when a stop string cut the output (else the synthetic words cycle);
-        ``usage``: the final usage chunk's numbers when the client asked for it (``stream_options``)."""
+        ``usage``: the final usage chunk's numbers when the client asked for it (``stream_options``);
+        ``stop_reason``: the stop string that ended the output, if one did."""
         kind = "chat.completion.chunk" if chat else "text_completion"
         self.head = (
             b'data: {"id":' + _dump(response_id) + b',"object":"' + kind.encode() + b'","created":'
             + str(created).encode() + b',"model":' + _dump(model) + b',"choices":'
         )  # fmt: skip
         self.chat = chat
-        self.finish = _FINISH[finish_reason]
+        self.finish = _dump(finish_reason)
+        self.stop_reason = _dump(stop_reason)
         self.pieces = None if pieces is None else [_dump(p) for p in pieces]
-        self.plain = [self.line(_dump(word), first=False, finish=b"null") for word in TOKEN_TEXTS]
+        self.plain = [self.line(_dump(word), finish=None) for word in TOKEN_TEXTS]
+        self.role = (
+            self.head + b'[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,'
+            b'"finish_reason":null}],"prompt_token_ids":null,"prompt_text":null}\n\n'
+        )  # fmt: skip
+        fingerprint_json = b',"system_fingerprint":' + _dump(fingerprint)
+        self.last_tail = b"}\n\n" if usage is not None else fingerprint_json + b"}\n\n"
         self.end = (
-            _DONE if usage is None else self.head + b"[]," + b'"usage":' + _dump(usage) + b"}\n\n" + _DONE
+            _DONE
+            if usage is None
+            else self.head + b'[],"usage":' + _dump(usage) + fingerprint_json + b"}\n\n" + _DONE
         )
 
-    def line(self, text_json: bytes, *, first: bool, finish: bytes) -> bytes:
-        """One chunk line: ``text_json`` is the token's text as JSON."""
+    def line(self, text_json: bytes, *, finish: bytes | None) -> bytes:
+        """One token chunk line: ``text_json`` is the token's text as JSON; ``finish``: the finish reason as JSON
+        on the last token (None on the others)."""
         if self.chat:
-            role = b'"role":"assistant",' if first else b""
-            choice = b'{"index":0,"delta":{' + role + b'"content":' + text_json + b"}"
+            choice = b'{"index":0,"delta":{"content":' + text_json + b'},"logprobs":null,'
+            if finish is None:
+                choice += b'"finish_reason":null,"token_ids":null}'
+            else:
+                choice += (
+                    b'"finish_reason":'
+                    + finish
+                    + b',"stop_reason":'
+                    + self.stop_reason
+                    + b',"token_ids":null}'
+                )
         else:
-            choice = b'{"index":0,"text":' + text_json
-        return self.head + b"[" + choice + b',"logprobs":null,"finish_reason":' + finish + b"}]}\n\n"
+            reason = b"null" if finish is None else finish
+            stop = b"null" if finish is None else self.stop_reason
+            choice = (
+                b'{"index":0,"text":' + text_json + b',"logprobs":null,"finish_reason":' + reason
+                + b',"stop_reason":' + stop + b',"prompt_token_ids":null,"token_ids":null}'
+            )  # fmt: skip
+        return self.head + b"[" + choice + b"]" + (b"}\n\n" if finish is None else self.last_tail)
 
     def token(self, index: int, finished: bool) -> bytes:
-        """Token ``index``'s line (0 is the first output token); ``finished``: it is the last one."""
+        """Token ``index``'s bytes (0 is the first output token; chat: with the role chunk before it);
+        ``finished``: it is the last one."""
         if self.pieces is None:
             if index and not finished:
                 return self.plain[index % len(TOKEN_TEXTS)]
             text = _dump(TOKEN_TEXTS[index % len(TOKEN_TEXTS)])
         else:
             text = self.pieces[index]
-        return self.line(text, first=index == 0, finish=self.finish if finished else b"null")
+        data = self.line(text, finish=self.finish if finished else None)
+        return self.role + data if self.chat and index == 0 else data
 
 
 class TokenSink(Protocol):
