@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import http.server
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -120,8 +122,92 @@ def test_a_silent_pool_goes_stale(one_slot_config: SimulatorConfig) -> None:
 
         asyncio.run(poll())
     assert poller.depths() == {"a": 0.0}
-    now[0] = 3.0
-    assert poller.depths() == {"a": 0.0}  # three intervals: still fresh
-    now[0] = 3.5
+    now[0] = 6.0
+    assert poller.depths() == {"a": 0.0}  # three intervals plus three 1 s timeouts: still fresh
+    now[0] = 6.5
     assert poller.depths() == {"a": None}
     assert "stale" in (poller.status()[0].error or "")
+
+
+class _SlowMetrics(http.server.BaseHTTPRequestHandler):
+    """A replica whose ``/metrics`` answers after longer than the poll interval (a busy engine's page)."""
+
+    delay_s = 0.5
+
+    def do_GET(self) -> None:
+        time.sleep(self.delay_s)
+        body = b'# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{engine="0"} 2.0\n'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_pool() -> Iterator[str]:
+    """A real HTTP server whose ``/metrics`` answers after ``_SlowMetrics.delay_s``: its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowMetrics)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_slow_answer_within_the_timeout_is_a_depth_not_unknown(slow_pool: str) -> None:
+    """The timeout is its own setting, not the interval: with a 0.2 s interval a pool answering in 0.5 s is still
+    read (it was 'unknown' when the timeout followed the interval, and routing avoided an idle pool)."""
+
+    async def poll(timeout_s: float) -> tuple[float | None, str | None]:
+        poller = QueueDepthPoller({"slow": slow_pool}, poll_interval_s=0.2, poll_timeout_s=timeout_s)
+        try:
+            await poller.poll_once()
+            return poller.depths()["slow"], poller.status()[0].error
+        finally:
+            await poller.close()
+
+    assert asyncio.run(poll(2.0)) == (2.0, None)
+    depth, error = asyncio.run(poll(0.2))  # never read: a time-out leaves it unknown
+    assert depth is None and error is not None and "Timeout" in error
+
+
+def test_a_time_out_keeps_the_last_read_until_it_is_stale(
+    slow_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One late answer is not a dead pool: the last good depth stands (up, routable) until three polls' worth of
+    time has passed without a new one."""
+    now = [0.0]
+    updates: list[float | None] = []
+    poller = QueueDepthPoller(
+        {"slow": slow_pool},
+        poll_interval_s=0.2,
+        poll_timeout_s=0.3,
+        clock=lambda: now[0],
+        on_update=lambda _pool, depth: updates.append(depth),
+    )
+
+    async def poll() -> None:
+        await poller.poll_once()
+
+    async def scenario() -> None:
+        monkeypatch.setattr(_SlowMetrics, "delay_s", 0.0)
+        await poll()
+        monkeypatch.setattr(_SlowMetrics, "delay_s", 1.0)  # now slower than the 0.3 s timeout
+        now[0] = 1.0
+        await poll()
+        await poller.close()
+
+    asyncio.run(scenario())
+    assert updates == [2.0, 2.0]  # the time-out did not turn the pool unknown
+    assert poller.depths() == {"slow": 2.0} and poller.status()[0].error is None
+    now[0] = 1.5  # stale after 3 × (0.2 + 0.3) = 1.5 s since the read at 0: still fresh at exactly 1.5
+    assert poller.depths() == {"slow": 2.0}
+    now[0] = 1.6
+    assert poller.depths() == {"slow": None}
+    error = poller.status()[0].error or ""
+    assert "stale" in error and "Timeout" in error

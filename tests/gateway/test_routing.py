@@ -107,7 +107,12 @@ def test_settings_reject_nonsense() -> None:
         RoutingSettings(local_ratio_target=1.5)
     with pytest.raises(UsageError, match="max_retries"):
         RoutingSettings(max_retries=-1)
-    assert RoutingSettings(poll_interval_s=0.5).stale_s == 1.5
+    assert RoutingSettings(poll_interval_s=0.5).stale_s == 3 * (
+        0.5 + 1.0
+    )  # three polls missed, timeouts included
+    assert RoutingSettings(poll_interval_s=0.5, stale_after_s=2).stale_s == 2
+    with pytest.raises(UsageError, match="poll_timeout_s"):
+        RoutingSettings(poll_timeout_s=0)
 
 
 def test_local_share_over_a_window() -> None:

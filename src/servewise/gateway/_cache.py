@@ -32,12 +32,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from servewise.errors import ServewiseError, UsageError
 
-from servewise.errors import UsageError
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = [
     "CACHEABLE_ENDPOINTS",
@@ -199,6 +199,14 @@ class RedisCache:
         self.ttl_s = ttl_s
         self.errors = 0
         """Redis failures answered as misses (or skipped stores) since start."""
+        try:  # lazily: redis is the optional servewise[redis] extra, a SQLite-only gateway never needs it
+            from redis.asyncio import Redis
+            from redis.exceptions import RedisError
+        except ImportError:  # pragma: no cover - redis is installed in the test environment
+            raise ServewiseError(
+                "redis_url is set but the Redis client is not installed; install servewise[redis]"
+            ) from None
+        self._failures: tuple[type[BaseException], ...] = (RedisError, OSError)
         self._redis: Redis = Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
     def _key(self, key: str) -> str:
@@ -207,7 +215,7 @@ class RedisCache:
     async def get(self, key: str) -> CachedResponse | None:
         try:
             raw = await self._redis.get(self._key(key))
-        except (RedisError, OSError):
+        except self._failures:
             self.errors += 1
             return None
         return None if raw is None else CachedResponse.from_json(raw)
@@ -215,7 +223,7 @@ class RedisCache:
     async def put(self, key: str, response: CachedResponse) -> None:
         try:
             await self._redis.set(self._key(key), response.to_json(), px=max(1, round(self.ttl_s * 1000)))
-        except (RedisError, OSError):
+        except self._failures:
             self.errors += 1
 
     async def close(self) -> None:

@@ -114,6 +114,7 @@ class RoutingConfig(_Frozen):
     local_ratio_target: float = Field(default=0.98, ge=0, le=1)
     queue_threshold: float = Field(default=8, ge=0)
     poll_interval_s: float = Field(default=2.0, gt=0)
+    poll_timeout_s: float = Field(default=1.0, gt=0)
     stale_after_s: float | None = Field(default=None, gt=0)
     downgrade_below_fraction: float = Field(default=0.1, ge=0, le=1)
     max_retries: int = Field(default=2, ge=0)

@@ -166,6 +166,12 @@ class GatewayMetrics:
             ("pool",),
             registry=reg,
         )
+        self.schema_checks = Counter(
+            "servewise_gateway_schema_checks",
+            "Complete JSON answers checked against the request's response_format (result: valid or invalid).",
+            ("org", "team", "route", "result"),
+            registry=reg,
+        )
         self._hits = 0
         self._lookups = 0
 
@@ -193,6 +199,10 @@ class GatewayMetrics:
         self.spend.labels(*spend).inc(max(0.0, usd))
         if overhead_s is not None:
             self.overhead.observe(overhead_s)
+
+    def observe_schema_check(self, *, org: str, team: str | None, route: str, valid: bool) -> None:
+        """One complete answer checked against its ``response_format`` (read by ``servewise watch``)."""
+        self.schema_checks.labels(org, team or "", route, "valid" if valid else "invalid").inc()
 
     def observe_cache(self, *, hit: bool) -> None:
         self._lookups += 1

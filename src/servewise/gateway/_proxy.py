@@ -23,6 +23,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,7 @@ from ._ledger import SpendRow
 from ._metrics import OverheadTimer
 from ._parse import BadRequest, Endpoint, ParsedRequest, parse_request
 from ._routing import PRIORITY_HEADER, NoRouteError, RequestFacts, RouteDecision, RoutingState, parse_priority
+from ._schema_checks import SchemaCheck, check_content, message_contents, schema_check_for
 from ._services import GatewayServices, Route
 from ._stream import MeteredStreamingResponse, StreamMeter, metered_events
 from ._tenancy import AuthFailure, Principal
@@ -84,6 +86,8 @@ class _Call:
     sent: bool = False
     """An upstream may have received the request: an unexplained failure from here on is billed its worst case."""
     recorded: bool = False
+    schema_check: SchemaCheck | None = None
+    """The JSON check the request's ``response_format`` asks for (``_schema_checks.py``); ``None``: no work."""
 
 
 class Proxy:
@@ -109,6 +113,7 @@ class Proxy:
                 endpoint, await request.body(), default_max_tokens=self._s.default_max_tokens
             )
             priority = parse_priority(request.headers.get(PRIORITY_HEADER))
+            check = schema_check_for(parsed.body) if endpoint == "chat" else None
         except BadRequest as err:
             return openai_error(400, err.message, "invalid_request_error", param=err.param)
         except UsageError as err:
@@ -156,6 +161,7 @@ class Proxy:
         call = _Call(
             principal, parsed, end_user, request_id, now, timer, started_s, decision, decision.label, key
         )
+        call.schema_check = check
         route = self._s.routes[decision.route]
         amount = self._worst_case(route, parsed)
         result = await self._s.store.reserve(
@@ -392,13 +398,18 @@ class Proxy:
             res=reservation,
         )
         if isinstance(data, dict):
+            if call.schema_check is not None:
+                self._check_schema(call, route, message_contents(data))
             await self._store(call, route, data)
         return Response(reply.body, status_code=200, media_type=reply.content_type, headers=headers)
 
     def _stream(
         self, call: _Call, route: Route, reservation: Reservation, stream: UpstreamStream
     ) -> Response:
-        meter = StreamMeter(assembler=StreamAssembler() if call.cache_key is not None else None)
+        meter = StreamMeter(
+            assembler=StreamAssembler() if call.cache_key is not None else None,
+            content={} if call.schema_check is not None else None,
+        )
         events = metered_events(stream, meter, call.timer, client_wants_usage=call.parsed.include_usage)
 
         async def settle() -> None:
@@ -419,11 +430,26 @@ class Proxy:
                 status=meter.outcome,
                 res=reservation,
             )
+            if meter.outcome == "ok" and meter.content is not None:
+                streamed = ["".join(meter.content[index]) for index in sorted(meter.content)]
+                self._check_schema(call, route, streamed or [""])
             assembled = meter.assembler.result() if meter.assembler is not None else None
             if meter.outcome == "ok" and assembled is not None:
                 await self._store(call, route, assembled)
 
         return MeteredStreamingResponse(events, settle, self._headers(call, route.info.name))
+
+    def _check_schema(self, call: _Call, route: Route, contents: Sequence[object]) -> None:
+        """Count each choice of a complete answer as valid or invalid JSON for its ``response_format``; the answer
+        is unchanged."""
+        if call.schema_check is None:
+            return
+        for content in contents:
+            valid = check_content(call.schema_check, content)
+            if valid is not None:
+                self._s.metrics.observe_schema_check(
+                    org=call.principal.org_id, team=call.principal.team_id, route=route.info.name, valid=valid
+                )
 
     async def _store(self, call: _Call, route: Route, body: dict[str, Any]) -> None:
         """Keep a complete answer in the cache (when the request is cacheable at all)."""

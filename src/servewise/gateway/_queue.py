@@ -1,13 +1,21 @@
 """Live queue depth of each local pool, read from its Prometheus ``/metrics`` (vLLM's ``vllm:num_requests_waiting``).
 
 A background task polls every pool every ``poll_interval_s`` concurrently (one ``httpx.AsyncClient``, timeout
-``min(1 s, poll_interval_s)``). The depth of a pool is the SUM of the metric over its series (vLLM labels it by
+``poll_timeout_s``, default 1 s). The timeout is not tied to the interval: a short interval with an equally short
+timeout turned a busy replica's slow ``/metrics`` answer into "unknown", and the policy then routed around the
+idle pool that answered late. The depth of a pool is the SUM of the metric over its series (vLLM labels it by
 ``model_name`` and, in V1, ``engine``: a data-parallel server has one series per engine). What the routing policy
 sees (``depths()``):
 
-* a number — the last successful read, if it is younger than ``stale_after_s`` (default three poll intervals);
-* ``None`` — unknown: the last poll failed (connection refused, timeout, non-200, no such metric in the text) or the
-  last good read is stale. The policy avoids unknown pools while any other route fits.
+* a number — the last successful read, if it is younger than ``stale_after_s`` (default: three intervals plus
+  three timeouts, i.e. three polls missed);
+* ``None`` — unknown: the last poll failed (connection refused, non-200, no such metric in the text) or the last
+  good read is stale. The policy avoids unknown pools while any other route fits.
+
+A poll that times out is not a failure of the pool: the last good read stands until it is stale. A busy replica
+(or one sharing its CPUs with its neighbours) can answer late now and then, and marking it unknown at once sent
+every request to the other pools on one slow answer; a dead pool refuses the connection and is unknown at once,
+and one that stays silent goes stale after three polls.
 
 Before the first poll every pool is unknown, so ``start()`` polls once before it returns. Parsing uses
 prometheus_client's text parser on the metric's own lines only (a vLLM ``/metrics`` page is mostly histograms;
@@ -28,7 +36,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from servewise.errors import UsageError
 
-__all__ = ["QUEUE_METRIC", "PoolDepth", "QueueDepthPoller", "parse_queue_depth"]
+from ._upstream import KEEPALIVE_EXPIRY_S
+
+__all__ = ["QUEUE_METRIC", "PoolDepth", "QueueDepthPoller", "parse_queue_depth", "stale_default_s"]
 
 QUEUE_METRIC = "vllm:num_requests_waiting"
 
@@ -54,6 +64,11 @@ def parse_queue_depth(text: str, metric: str = QUEUE_METRIC) -> float | None:
     return total
 
 
+def stale_default_s(poll_interval_s: float, poll_timeout_s: float) -> float:
+    """A read is stale once three polls in a row could have replaced it and none did."""
+    return 3.0 * (poll_interval_s + poll_timeout_s)
+
+
 def _metrics_url(base_url: str) -> str:
     base = base_url.rstrip("/")
     return (base.removesuffix("/v1") if base.endswith("/v1") else base) + "/metrics"
@@ -67,6 +82,7 @@ class QueueDepthPoller:
         pools: Mapping[str, str],
         *,
         poll_interval_s: float = 2.0,
+        poll_timeout_s: float = 1.0,
         stale_after_s: float | None = None,
         metric: str = QUEUE_METRIC,
         on_update: Callable[[str, float | None], None] | None = None,
@@ -74,15 +90,21 @@ class QueueDepthPoller:
     ) -> None:
         if poll_interval_s <= 0:
             raise UsageError(f"routing.poll_interval_s must be > 0 (got {poll_interval_s})")
+        if poll_timeout_s <= 0:
+            raise UsageError(f"routing.poll_timeout_s must be > 0 (got {poll_timeout_s})")
         self.urls = {name: _metrics_url(url) for name, url in pools.items()}
         self.poll_interval_s = poll_interval_s
-        self.stale_after_s = stale_after_s if stale_after_s is not None else 3.0 * poll_interval_s
+        self.poll_timeout_s = poll_timeout_s
+        default_stale_s = stale_default_s(poll_interval_s, poll_timeout_s)
+        self.stale_after_s = stale_after_s if stale_after_s is not None else default_stale_s
         self.metric = metric
         self._on_update = on_update
         self._clock = clock
         self._depth: dict[str, float | None] = dict.fromkeys(self.urls)
         self._read_at: dict[str, float | None] = dict.fromkeys(self.urls)
         self._error: dict[str, str | None] = dict.fromkeys(self.urls, "not polled yet")
+        self._late: dict[str, str | None] = dict.fromkeys(self.urls)
+        """The last poll's time-out since the last good read (the read still stands until stale)."""
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -98,6 +120,8 @@ class QueueDepthPoller:
             age = None if read_at is None else now - read_at
             fresh = age is not None and age <= self.stale_after_s and self._error[pool] is None
             error = self._error[pool] or (None if fresh else f"stale: last read {age:.1f} s ago")
+            if error is not None and self._late[pool]:
+                error += f" ({self._late[pool]})"
             out.append(PoolDepth(pool, self._depth[pool] if fresh else None, age, error))
         return out
 
@@ -115,6 +139,8 @@ class QueueDepthPoller:
             depth = parse_queue_depth(response.text, self.metric)
             if depth is None:
                 raise ValueError(f"no {self.metric} in {url}")
+        except httpx.TimeoutException as err:
+            self._late[pool] = f"{type(err).__name__} after {self.poll_timeout_s:g} s"  # last read stands
         except (httpx.HTTPError, ValueError) as err:
             self._depth[pool] = None
             self._error[pool] = f"{type(err).__name__}: {err}"
@@ -122,13 +148,17 @@ class QueueDepthPoller:
             self._depth[pool] = depth
             self._read_at[pool] = self._clock()
             self._error[pool] = None
+            self._late[pool] = None
         if self._on_update is not None:
-            self._on_update(pool, self._depth[pool])
+            self._on_update(pool, self.depths()[pool])
 
     def _ensure_client(self) -> httpx.AsyncClient:
         if self._client is None:
-            timeout = min(1.0, self.poll_interval_s)
-            self._client = httpx.AsyncClient(timeout=timeout, trust_env=False)
+            self._client = httpx.AsyncClient(
+                timeout=self.poll_timeout_s,
+                trust_env=False,
+                limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
+            )
         return self._client
 
     async def start(self) -> None:

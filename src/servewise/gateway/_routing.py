@@ -36,6 +36,8 @@ from typing import Literal, Protocol
 
 from servewise.errors import UsageError
 
+from ._queue import stale_default_s
+
 __all__ = [
     "DECISION_LABELS",
     "DecisionLabel",
@@ -91,8 +93,9 @@ class RoutingSettings:
     queue_threshold: float = 8.0
     """``vllm:num_requests_waiting`` above which a local pool counts as congested."""
     poll_interval_s: float = 2.0
+    poll_timeout_s: float = 1.0
     stale_after_s: float | None = None
-    """A depth older than this is unknown (None: three poll intervals)."""
+    """A depth older than this is unknown (None: three intervals plus timeouts, ``stale_default_s``)."""
     downgrade_below_fraction: float = 0.1
     max_retries: int = 2
     """Upstream attempts after the first, per request (each also needs a token from ``RetryBudget``)."""
@@ -109,6 +112,8 @@ class RoutingSettings:
             raise UsageError(f"routing.queue_threshold must be >= 0 (got {self.queue_threshold})")
         if self.poll_interval_s <= 0:
             raise UsageError(f"routing.poll_interval_s must be > 0 (got {self.poll_interval_s})")
+        if self.poll_timeout_s <= 0:
+            raise UsageError(f"routing.poll_timeout_s must be > 0 (got {self.poll_timeout_s})")
         if self.stale_after_s is not None and self.stale_after_s <= 0:
             raise UsageError(f"routing.stale_after_s must be > 0 or null (got {self.stale_after_s})")
         if not 0.0 <= self.downgrade_below_fraction <= 1.0:
@@ -120,7 +125,9 @@ class RoutingSettings:
 
     @property
     def stale_s(self) -> float:
-        return self.stale_after_s if self.stale_after_s is not None else 3.0 * self.poll_interval_s
+        if self.stale_after_s is not None:
+            return self.stale_after_s
+        return stale_default_s(self.poll_interval_s, self.poll_timeout_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,6 +219,7 @@ def build_services(
         QueueDepthPoller(
             pools,
             poll_interval_s=routing.poll_interval_s,
+            poll_timeout_s=routing.poll_timeout_s,
             stale_after_s=routing.stale_after_s,
             on_update=metrics.set_pool_depth,
         )

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._cache import StreamAssembler
 from ._metrics import OverheadTimer
+from ._schema_checks import collect_content
 from ._upstream import UpstreamStream
 
 __all__ = ["MeteredStreamingResponse", "StreamMeter", "metered_events"]
@@ -40,6 +41,9 @@ class StreamMeter:
     outcome: Literal["ok", "cancelled", "error"] = "cancelled"
     error: str | None = None
     assembler: StreamAssembler | None = field(default=None)
+    content: dict[int, list[str]] | None = field(default=None)
+    """Each choice's content deltas by index, collected only when the request's ``response_format`` asks for a JSON
+    check."""
 
 
 def _content_tokens(chunk: dict[str, Any]) -> int:
@@ -98,6 +102,8 @@ async def metered_events(
             meter.usage = chunk["usage"]
         if meter.assembler is not None:
             meter.assembler.feed(chunk)
+        if meter.content is not None:
+            collect_content(chunk, meter.content)
         if not client_wants_usage and "usage" in chunk:
             if not chunk.get("choices"):
                 continue  # the usage-only chunk the gateway asked for on its own behalf

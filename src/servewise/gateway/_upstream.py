@@ -20,7 +20,18 @@ from typing import Any, Protocol
 
 import httpx
 
-__all__ = ["HttpUpstream", "Upstream", "UpstreamError", "UpstreamReply", "UpstreamStream"]
+__all__ = [
+    "KEEPALIVE_EXPIRY_S",
+    "HttpUpstream",
+    "Upstream",
+    "UpstreamError",
+    "UpstreamReply",
+    "UpstreamStream",
+]
+
+KEEPALIVE_EXPIRY_S = 2.0
+"""Idle pooled connections are dropped after this, below the 5 s keep-alive of uvicorn (vLLM's and our
+simulator's server): reusing a connection the server is closing at that instant fails the request."""
 
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -129,7 +140,11 @@ class HttpUpstream:
             base_url=self.base_url + "/",
             headers=headers,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
         )
 
     async def post(self, path: str, body: dict[str, Any]) -> UpstreamReply:
