@@ -151,3 +151,46 @@ def test_prefix_cache_hits_shorten_ttft():
     cold = steady_state(step, SHAPE, engine, 1.0, kv_capacity_tokens=KV)
     warm = steady_state(step, cached, engine, 1.0, kv_capacity_tokens=KV)
     assert warm.ttft.p95_ms < cold.ttft.p95_ms
+
+
+def test_the_planners_estimate_carries_the_models_correction_and_its_provenance():
+    # `plan` sizes replicas with estimate_replica: a model whose steps run 1.5x slower (its correction) gets a
+    # lower capacity, and the estimate's basis says which correction shaped it
+    import dataclasses
+
+    from servewise.perf import estimate_replica, memory_plan
+    from servewise.perf._params import ModelFactors
+
+    m, gpu = model(), accelerator()
+    engine = default_engine_settings(gpu)
+    memory = memory_plan(m, gpu, 1, Precision.bf16, engine, mean_seq_tokens=768, max_model_len=2048)
+    slow = ModelFactors(m.name, 1.5, 1.0, 50, "50 measured vllm rows of the model")
+    corrected = dataclasses.replace(ANALYTICAL_PARAMS, model_corrections=(slow,))
+    targets = {"itl_p95_ms": 1e3 * 0.1}
+    plain, _, _ = estimate_replica(
+        m,
+        gpu,
+        1,
+        Precision.bf16,
+        shape=SHAPE,
+        targets=targets,
+        engine=engine,
+        memory=memory,
+        params=ANALYTICAL_PARAMS,
+    )
+    fixed, _, step = estimate_replica(
+        m,
+        gpu,
+        1,
+        Precision.bf16,
+        shape=SHAPE,
+        targets=targets,
+        engine=engine,
+        memory=memory,
+        params=corrected,
+    )
+    assert plain is not None and fixed is not None
+    assert fixed.max_qps_per_replica < plain.max_qps_per_replica
+    assert step.step_time_factor == 1.5
+    assert "per-model correction x1.5 step time" in fixed.basis and "50 measured vllm rows" in fixed.basis
+    assert "per-model correction" not in plain.basis

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 
 from servewise.perf import ANALYTICAL_PARAMS, build_step_model
+from servewise.perf._params import ModelFactors
 from servewise.types import Precision
 from tests.factories import accelerator, model, packaged_gpu, packaged_model
 
@@ -84,3 +85,61 @@ def test_frontend_overhead_grows_with_the_clients_of_a_closed_loop():
     assert loaded.request_overhead_s == pytest.approx(0.02 + 64 * 1e-3)  # 20 ms + 64 x 1 ms = 84 ms
     assert alone.prompt_overhead_s_per_token == pytest.approx(1e-5)
     assert loaded.prompt_overhead_s_per_token == pytest.approx(1e-5 + 64 * 1e-7)  # 10 µs + 6.4 µs per token
+
+
+def test_attention_runs_at_the_16_bit_peak_whatever_the_weights():
+    # fp8 weights double the GEMM peak (200 vs 100 TFLOP/s) but attention stays 16-bit: 4e4 FLOPs per pair
+    # x 1e6 pairs = 4e10 FLOPs at 100 x 0.7 TFLOP/s = 0.571 ms in both
+    bf16 = build_step_model(model(), accelerator(), 1, Precision.bf16, ANALYTICAL_PARAMS)
+    fp8 = build_step_model(model(), accelerator(), 1, Precision.fp8, ANALYTICAL_PARAMS)
+    for step in (bf16, fp8):
+        attention_only = step.compute_s(0, 0, 1e6)
+        assert attention_only == pytest.approx(4e10 / 7e13)
+    assert fp8.compute_s(1000, 1, 0) == pytest.approx(bf16.compute_s(1000, 1, 0) / 2)
+
+
+def test_routed_experts_run_at_their_own_efficiency():
+    qwen = packaged_model("Qwen3-30B-A3B")
+    gpu = packaged_gpu("H100-SXM")
+    slow = dataclasses.replace(ANALYTICAL_PARAMS, moe_compute_efficiency=0.07)
+    a = build_step_model(qwen, gpu, 1, Precision.bf16, ANALYTICAL_PARAMS)
+    b = build_step_model(qwen, gpu, 1, Precision.bf16, slow)
+    assert a.expert_flops_per_token > 0 and a.linear_flops_per_token > 0
+    # active routed experts: k/E of the routed weights, the rest of the active linear weights are dense
+    routed_active = (30.5 - 3.3) / (1 - 8 / 128) * 8 / 128 * 1e9
+    assert a.expert_flops_per_token == pytest.approx(2 * routed_active)
+    assert gpu.bf16_tflops is not None
+    assert b.compute_s(1000, 0, 0) - a.compute_s(1000, 0, 0) == pytest.approx(
+        2 * routed_active * 1000 / (gpu.bf16_tflops * 1e12) * (1 / 0.07 - 1 / 0.7)
+    )
+
+
+def test_expert_all_to_all_only_when_tokens_move_between_gpus():
+    qwen = packaged_model("Qwen3-30B-A3B")
+    gpu = packaged_gpu("H100-SXM")
+    tensor = build_step_model(qwen, gpu, 4, Precision.bf16, ANALYTICAL_PARAMS)
+    expert = build_step_model(qwen, gpu, 4, Precision.bf16, ANALYTICAL_PARAMS, expert_parallel=True)
+    attention_dp = build_step_model(qwen, gpu, 2, Precision.bf16, ANALYTICAL_PARAMS, dp=2)
+    # the per-MoE-layer fixed cost (routing, permutation, launches) is paid either way ...
+    assert tensor.moe_layers_split == expert.moe_layers_split == qwen.num_layers
+    # ... but only expert parallelism (or attention DP) sends each token's hidden state to its experts
+    assert expert.allreduce_s_per_token > tensor.allreduce_s_per_token
+    assert attention_dp.comm_s_per_token_at_full_link > 0
+
+
+def test_a_model_correction_is_folded_into_every_coefficient():
+    factors = ModelFactors(model().name, 1.5, 2.0, 40, "40 rows")
+    params = dataclasses.replace(ANALYTICAL_PARAMS, request_overhead_s=0.02, model_corrections=(factors,))
+    plain = build_step_model(model(), accelerator(), 2, Precision.bf16, ANALYTICAL_PARAMS)
+    fixed = build_step_model(model(), accelerator(), 2, Precision.bf16, params)
+    decode = {"tokens": 8, "sampled_seqs": 8, "attn_pairs": 8000, "kv_read_tokens": 8000}
+    prefill = {"tokens": 2000, "sampled_seqs": 1, "attn_pairs": 2000 * 1000, "kv_read_tokens": 0}
+    assert fixed.step_time_s(**decode) == pytest.approx(1.5 * plain.step_time_s(**decode))
+    assert fixed.step_time_s(**prefill) == pytest.approx(1.5 * 2.0 * plain.step_time_s(**prefill))
+    assert fixed.decode_run_s(8, 8000, 50) == pytest.approx(1.5 * plain.decode_run_s(8, 8000, 50))
+    assert fixed.request_overhead_s == pytest.approx(2.0 * 0.02)
+    assert "x1.5 step time" in fixed.correction and "40 rows" in fixed.correction
+    other = build_step_model(
+        dataclasses.replace(model(), name="another"), accelerator(), 2, Precision.bf16, params
+    )
+    assert other.correction == "" and other.step_time_factor == 1.0

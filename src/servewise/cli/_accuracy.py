@@ -140,7 +140,9 @@ def score_rows(
         with progress_bar("cross-validating groups", len(groups)) as advance:
             ttft, tpot = cross_validate(features, progress=advance)
         return [
-            ScoredRow(f, float(a), float(b), HELD_OUT, "fit on the other groups")
+            ScoredRow(
+                f, float(a), float(b), HELD_OUT, "fit on the other groups (+ model correction from them)"
+            )
             for f, a, b in zip(features, ttft, tpot, strict=True)
         ]
     ttft, tpot = predict_rows(features, table)
@@ -153,6 +155,8 @@ def score_rows(
             provenance = str(table.params_for(gpu, backend, precision).provenance)
             found = table.level_for(gpu, backend, precision)
             level = level_key_text(found.key) if found.rows else "analytical defaults"
+            if table.correction_for(f.setup.model.name, backend) is not None:
+                level += " + model correction"
         scored.append(ScoredRow(f, float(a), float(b), provenance, level))
     return scored
 

@@ -57,8 +57,9 @@ def report_markdown(document: dict[str, Any], command: str, *, today: date | Non
     what = (
         "held-out: each (model, system) group is predicted by a calibration fitted on all the other groups of the "
         "data (rows of the same model on the same system under another checkpoint name are held out with it), so "
-        "no prediction has seen its own group's measurements; the fold's per-model correction comes only from the "
-        "model's rows on other systems"
+        "no prediction has seen its own group's measurements; the fold's per-model correction (step-time and prefill "
+        "factors, applied inside the step model exactly as `predict`, `plan` and `simulate` apply the shipped one) "
+        "comes only from the model's rows on other systems"
         if held_out
         else f"made with the {document['calibration']}; rows that calibration was fitted on are in-sample, so "
         "this is not a held-out error (`--cross-validate` gives that)"

@@ -234,13 +234,23 @@ def calibrate_command(
     db_url: Annotated[
         str | None, typer.Option("--db-url", help="catalog database (default: SERVEWISE_DB_URL)")
     ] = None,
+    include_observed: Annotated[
+        bool,
+        typer.Option(
+            "--include-observed",
+            help="also fit on the catalog's rows measured by `servewise watch` (source watch:...; left out "
+            "otherwise) and print the accuracy on them before and after",
+        ),
+    ] = False,
 ) -> None:
     """Fit efficiencies per (GPU, backend, precision) to measured rows and write the table as JSON."""
+    from ._calibrate_observed import select_rows
+
     day = _fitted_on(fitted_on)
     check_writable(output, DEFAULT_OUTPUT.name)
-    facts, rows = catalog_facts(db_url, with_benchmarks=data is None)
-    if data is not None:
-        rows = read_benchmark_csv(data)
+    data_rows = read_benchmark_csv(data) if data is not None else None
+    facts, catalog_rows = catalog_facts(db_url, with_benchmarks=data is None or include_observed)
+    rows, observed = select_rows(catalog_rows, data_rows, include_observed=include_observed)
     table, skipped = calibrate_rows(rows, facts, fitted_on=day)
     write_json_atomically(output, table.to_json(), example=DEFAULT_OUTPUT.name)
     summary = skipped_summary(skipped)
@@ -261,11 +271,36 @@ def calibrate_command(
     models = len({key[0] for key in table.model_corrections})
     caption = (
         f"{fitted} of {len(levels)} levels fitted on {table.rows} rows ({table.skipped} skipped); "
-        f"TTFT/TPOT factors for {models} model(s) in the JSON"
+        f"step-time and prefill correction factors for {models} model(s) in the JSON"
     )
     if fitted < len(levels):
         caption += "; an inherited level has too few rows to fit and uses its parent's values"
+    accuracy = _observed_accuracy(observed, facts, table) if include_observed else None
+    if accuracy is not None:
+        document["observed_accuracy"] = accuracy
     render(shown, _LEVEL_COLUMNS, fmt, title="calibration levels", json_document=document, caption=caption)
+    if accuracy is not None:
+        _print_observed_accuracy(accuracy, fmt)
     note(
         f"wrote {output}: use it with --calibration {output} in `servewise predict` and `servewise accuracy`"
     )
+
+
+def _observed_accuracy(
+    observed: Sequence[BenchmarkRow], facts: CatalogFacts, table: CalibrationTable
+) -> dict[str, object]:
+    from ._calibrate_observed import observed_accuracy
+
+    return observed_accuracy(observed, facts, table)
+
+
+def _print_observed_accuracy(accuracy: dict[str, object], fmt: OutputFormat) -> None:
+    """The before/after table after the levels (a note on stderr for csv and json, whose stdout is one document)."""
+    from ._calibrate_observed import ACCURACY_COLUMNS
+
+    rows = [accuracy["before"], accuracy["after"]]
+    if fmt in (OutputFormat.table, OutputFormat.markdown):
+        title = f"accuracy on {accuracy['rows']} observed row(s)"
+        render(rows, ACCURACY_COLUMNS, fmt, title=title, caption=str(accuracy["note"]))  # type: ignore[arg-type]
+    else:
+        note(str(accuracy["note"]))

@@ -69,6 +69,8 @@ class BenchmarkSetup:
     label: str
     clients: int = 0
     """The benchmark's concurrency (all ranks): the frontend serves every client."""
+    expert_parallel: bool = False
+    """Routed experts split by expert (all-to-all dispatch), not by tensor: the row's ``moe_ep`` > 1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ def setup_for_point(
     max_num_seqs: int | None = None,
     range_ratio: float = RANGE_RATIO,
     seed: int = 0,
+    expert_parallel: bool = False,
 ) -> BenchmarkSetup | str:
     """The simulation of a closed-loop benchmark point, or why it cannot be simulated (one line)."""
     reason = unsupported_reason(gpu, precision)
@@ -141,6 +144,7 @@ def setup_for_point(
         workload,
         label,
         clients=concurrency,
+        expert_parallel=expert_parallel,
     )
 
 
@@ -181,6 +185,7 @@ def setup_for_row(
         osl=row.osl,
         concurrency=row.concurrency,
         max_num_seqs=row.batch_size or None,
+        expert_parallel=(row.id_ep if row.parallelism_suspect and row.id_ep else row.moe_ep) > 1,
     )
 
 
@@ -194,6 +199,7 @@ def step_model_for(setup: BenchmarkSetup, params: StepParams) -> StepModel:
         kv_bytes=setup.kv_bytes,
         dp=setup.dp,
         clients=setup.clients,
+        expert_parallel=setup.expert_parallel,
     )
 
 

@@ -19,6 +19,7 @@ TTFT and a TPOT factor from its residuals (``_correction``). The evaluation itse
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -38,8 +39,8 @@ from servewise.types import Provenance
 
 from ._benchpoint import setup_for_row
 from ._calfeatures import FeatureStack, RowFeatures, row_features
-from ._correction import ModelCorrection, fit_corrections, lookup_correction
-from ._params import ANALYTICAL_PARAMS, StepParams
+from ._correction import CorrectionParts, ModelCorrection, fit_corrections, lookup_correction
+from ._params import ANALYTICAL_PARAMS, ModelFactors, StepParams
 
 __all__ = [
     "FIT_PARAMETERS",
@@ -54,9 +55,12 @@ __all__ = [
 
 FIT_PARAMETERS = (
     "compute_efficiency",
+    "moe_compute_efficiency",
+    "attention_efficiency",
     "bandwidth_efficiency",
     "step_overhead_s",
     "layer_overhead_s",
+    "prefill_layer_overhead_s",
     "allreduce_latency_s",
     "allreduce_efficiency",
     "moe_dispatch_s",
@@ -65,14 +69,27 @@ FIT_PARAMETERS = (
     "client_overhead_s_per_client",
     "client_prompt_overhead_s_per_token",
     "overlap_penalty",
+    "dp_dispatch_s",
 )
-_EFFICIENCIES = {"compute_efficiency", "bandwidth_efficiency", "allreduce_efficiency", "overlap_penalty"}
+_EFFICIENCIES = {
+    "compute_efficiency",
+    "moe_compute_efficiency",
+    "attention_efficiency",
+    "bandwidth_efficiency",
+    "allreduce_efficiency",
+    "overlap_penalty",
+}
 _FLOOR = 1e-7
 """Zero defaults (layer overhead) start the log-space fit from 0.1 µs."""
-_FIT_START = {"client_overhead_s_per_client": 1e-4, "client_prompt_overhead_s_per_token": 1e-8}
+_FIT_START = {
+    "client_overhead_s_per_client": 1e-4,
+    "client_prompt_overhead_s_per_token": 1e-8,
+    "prefill_layer_overhead_s": 1e-5,
+    "dp_dispatch_s": 1e-5,
+}
 """Where the global fit starts (and centres its wide prior) for terms whose analytical default is 0: a log-space
-fit cannot leave 0, and 0.1 ms per client (0.01 µs per client and prompt token) is the order the frontend costs
-(an assumption the fit then moves)."""
+fit cannot leave 0, and 0.1 ms per client (0.01 µs per client and prompt token, 10 µs per layer of an eager
+prefill step) is the order the frontend and kernel launches cost (an assumption the fit then moves)."""
 _MAX_EFFICIENCY = 1.0
 MIN_ROWS = 8
 _PRIOR_SIGMA = {0: 2.0, 1: 0.25, 2: 0.1, 3: 0.05}
@@ -141,7 +158,27 @@ class CalibrationTable:
             **values,
             provenance=Provenance.calibrated if same_gpu else Provenance.analytical,
             basis=basis,
+            model_corrections=self.factors_for(backend),
         )
+
+    def factors_for(self, backend: str) -> tuple[ModelFactors, ...]:
+        """Every corrected model's factors on ``backend`` (its own backend's rows, else all its rows)."""
+        out = []
+        for model in sorted({key[0] for key in self.model_corrections}):
+            correction = self.correction_for(model, backend)
+            if correction is None:  # pragma: no cover - every model has a (model,) entry
+                continue
+            which = f"{backend} rows" if (model, backend) in self.model_corrections else "rows on any backend"
+            out.append(
+                ModelFactors(
+                    model,
+                    correction.step_time_factor,
+                    correction.prefill_factor,
+                    correction.rows,
+                    f"{correction.rows} measured {which} of the model, fitted {self.fitted_on}",
+                )
+            )
+        return tuple(out)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,10 +214,11 @@ class CalibrationTable:
                 bool(item["fitted"]),
             )
         corrections: dict[tuple[str, ...], ModelCorrection] = {
-            ((item["model"], item["backend"]) if item.get("backend") else (item["model"],)): ModelCorrection(
-                float(item["ttft_factor"]), float(item["tpot_factor"]), int(item["rows"])
+            ((item["model"], item["backend"]) if item.get("backend") else (item["model"],)): (
+                ModelCorrection.from_json(item)
             )
             for item in data.get("model_corrections", ())
+            if "step_time_factor" in item  # tables written before the step/overhead split carry none
         }
         return cls(
             levels,
@@ -196,13 +234,17 @@ class CalibrationTable:
 def load_fitted_table(path: Path | None = None) -> CalibrationTable | None:
     """The fit shipped in the package (or at ``path``); None when there is none."""
     if path is None:
-        resource = resources.files("servewise.perf").joinpath("data", PACKAGED_FIT)
-        if not resource.is_file():
-            return None
-        text = resource.read_text(encoding="utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    return CalibrationTable.from_json(json.loads(text))
+        return _packaged_table()
+    return CalibrationTable.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+@functools.cache
+def _packaged_table() -> CalibrationTable | None:
+    """Read once per process: the planner asks for parameters per (GPU, precision) of a full-catalog sweep."""
+    resource = resources.files("servewise.perf").joinpath("data", PACKAGED_FIT)
+    if not resource.is_file():
+        return None
+    return CalibrationTable.from_json(json.loads(resource.read_text(encoding="utf-8")))
 
 
 def features_for_rows(
@@ -230,12 +272,21 @@ def features_for_rows(
 
 
 def _fit_level(
-    stack: FeatureStack, prior: dict[str, float], sigma: float, moe: bool, multi_gpu: bool
+    stack: FeatureStack,
+    prior: dict[str, float],
+    sigma: float,
+    moe: bool,
+    moving: bool,
+    multi_gpu: bool,
+    *,
+    data_parallel: bool = False,
 ) -> dict[str, float]:
     names = [
         n
         for n in FIT_PARAMETERS
-        if (moe or n != "moe_dispatch_s")
+        if (moe or n != "moe_compute_efficiency")
+        and (moving or n != "moe_dispatch_s")
+        and (data_parallel or n != "dp_dispatch_s")
         and (multi_gpu or n not in ("allreduce_latency_s", "allreduce_efficiency"))
     ]
     x0 = np.log([prior[n] for n in names])
@@ -307,9 +358,18 @@ def fit_table(
         if len(rows) < MIN_ROWS:
             levels[key] = FittedLevel(key, dict(parent), len(rows), ids, fitted=False)
         else:
-            moe = any(r.fixed_counts[3] > 0 for r in rows)
+            moe = any(r.expert0 is not None and r.expert0.any() for r in rows)
+            moving = any(r.fixed_counts[3] > 0 for r in rows)
             multi = any(r.fixed_counts[2] > 0 or r.fixed_counts[3] > 0 for r in rows)
-            params = _fit_level(FeatureStack(rows), parent, _PRIOR_SIGMA[len(key)], moe, multi)
+            params = _fit_level(
+                FeatureStack(rows),
+                parent,
+                _PRIOR_SIGMA[len(key)],
+                moe,
+                moving,
+                multi,
+                data_parallel=any(r.fixed_counts[4] > 0 for r in rows),
+            )
             levels[key] = FittedLevel(key, params, len(rows), ids)
         if progress is not None:
             progress(1)
@@ -318,12 +378,12 @@ def fit_table(
     )
     if not features:
         return table
-    ttft, tpot = _predict_levels(features, table)
     corrections = fit_corrections(
         [f.setup.model.name for f in features],
         [f.setup.backend for f in features],
-        np.log([f.row.ttft_ms for f in features]) - np.log(ttft),
-        np.log([f.row.tpot_ms for f in features]) - np.log(tpot),
+        np.array([f.row.ttft_ms for f in features]),
+        np.array([f.row.tpot_ms for f in features]),
+        _predict_parts(features, table),
     )
     return dataclasses.replace(table, model_corrections=corrections)
 
@@ -340,32 +400,40 @@ def predict_rows(
     features: Sequence[RowFeatures], table: CalibrationTable | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean TTFT and TPOT (ms) of each row with its level's parameters and its model's correction (analytical
-    when ``table`` is None)."""
-    ttft, tpot = _predict_levels(features, table)
+    when ``table`` is None), combined as ``build_step_model`` folds the correction into the step model that
+    ``predict``, ``plan`` and the simulator use (``_correction``)."""
+    parts = _predict_parts(features, table)
+    s = np.ones(len(features))
+    p = np.ones(len(features))
     if table is not None:
         for i, f in enumerate(features):
             correction = table.correction_for(f.setup.model.name, f.setup.backend)
             if correction is not None:
-                ttft[i] *= correction.ttft_factor
-                tpot[i] *= correction.tpot_factor
-    return ttft, tpot
+                s[i], p[i] = correction.step_time_factor, correction.prefill_factor
+    return parts.ttft(s, p), parts.tpot(s, p)
 
 
-def _predict_levels(
-    features: Sequence[RowFeatures], table: CalibrationTable | None
-) -> tuple[np.ndarray, np.ndarray]:
-    ttft = np.empty(len(features))
-    tpot = np.empty(len(features))
+def _predict_parts(features: Sequence[RowFeatures], table: CalibrationTable | None) -> CorrectionParts:
+    """Uncorrected parts of each row's mean TTFT and TPOT (ms) with each row's level parameters."""
+    n = len(features)
+    arrays = [np.empty(n) for _ in range(5)]
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for i, f in enumerate(features):
         groups[f.key].append(i)
     for key, indices in groups.items():
         params = table.params_for(*key) if table else ANALYTICAL_PARAMS
         stack = FeatureStack([features[i] for i in indices])
-        t1, t2 = stack.predict(_params_dict(params) | {n: getattr(params, n) for n in FIT_PARAMETERS})
-        ttft[indices] = t1 * 1000.0
-        tpot[indices] = t2 * 1000.0
-    return ttft, tpot
+        parts = stack.predict_parts({n: getattr(params, n) for n in FIT_PARAMETERS})
+        values = (
+            parts.ttft_decode,
+            parts.ttft_prefill,
+            parts.overhead,
+            parts.tpot_decode,
+            parts.tpot_prefill,
+        )
+        for array, value in zip(arrays, values, strict=True):
+            array[indices] = value * 1000.0
+    return CorrectionParts(*arrays)
 
 
 def group_of(row: BenchmarkRow) -> tuple[str, str]:

@@ -136,14 +136,9 @@ def _request_work(step: StepModel, shape: RequestShape) -> _RequestWork:
     tokens = prefill + decodes
     pairs = decodes * decode_ctx + prefill * (cached + prefill / 2.0)
     kv_read = decodes * decode_ctx + cached
-    flops = (
-        step.linear_flops_per_token * tokens
-        + step.lm_head_flops_per_seq * (1.0 + decodes)
-        + step.attn_flops_per_pair * pairs
-    )
     return _RequestWork(
         tokens=tokens,
-        compute_s=flops / step.flops_per_s,
+        compute_s=step.compute_s(tokens, 1.0 + decodes, pairs),
         kv_s=step.kv_bytes_per_token * (kv_read + tokens) / step.bytes_per_s,
         comm_s=step.allreduce_s_per_token * tokens,
     )

@@ -27,7 +27,7 @@ from ._memory import MemoryPlan
 from ._params import StepParams
 from ._roofline import StepModel, build_step_model
 
-__all__ = ["PerfEstimate", "PerfRejection", "estimate_replica", "latency_at"]
+__all__ = ["PerfEstimate", "PerfRejection", "estimate_replica", "latency_at", "with_correction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +85,14 @@ def estimate_replica(
         engine=engine,
         memory=memory,
         provenance=params.provenance,
-        basis=params.basis,
+        basis=with_correction(params.basis, step),
         too_slow="misses the SLO even at zero load: {misses}",
     )
+
+
+def with_correction(basis: str, step: StepModel) -> str:
+    """``basis`` plus the model correction folded into ``step``, if any: provenance says what shaped a number."""
+    return f"{basis}; {step.correction}" if step.correction else basis
 
 
 def estimate_on_step(

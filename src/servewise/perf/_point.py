@@ -21,7 +21,9 @@ from ._arrivals import closed_loop, poisson_arrivals, uniform_lengths
 from ._benchpoint import RANGE_RATIO, BenchmarkSetup, setup_for_point, step_model_for
 from ._calibrate import CalibrationTable
 from ._engine import default_engine_settings
+from ._estimate import with_correction
 from ._params import ANALYTICAL_PARAMS, StepParams
+from ._roofline import StepModel
 from ._scheduler import SimResult, simulate
 
 __all__ = [
@@ -83,6 +85,7 @@ def _document(
     setup: BenchmarkSetup,
     result: SimResult,
     params: StepParams,
+    step: StepModel,
     calibration: str,
     load: dict[str, Any],
 ) -> dict[str, Any]:
@@ -110,7 +113,16 @@ def _document(
             "kv_cache_bytes_per_element": setup.kv_bytes,
         },
         "provenance": str(params.provenance),
-        "basis": params.basis,
+        "basis": with_correction(params.basis, step),
+        "correction": (
+            {
+                "step_time_factor": round(step.step_time_factor, 4),
+                "prefill_factor": round(step.prefill_factor, 4),
+                "basis": step.correction,
+            }
+            if step.correction
+            else None
+        ),
         "calibration": calibration,
     }
 
@@ -189,5 +201,6 @@ def predict_point(
         n = len(workload.requests)
         load = {"mode": "closed-loop", "qps": None, "concurrency": concurrency}
     load |= {"isl": isl, "osl": osl, "requests": n, "seed": seed, "range_ratio": RANGE_RATIO}
-    result = simulate(step_model_for(setup, params), setup.engine, workload)
-    return _document(setup, result, params, calibration_label, load)
+    step = step_model_for(setup, params)
+    result = simulate(step, setup.engine, workload)
+    return _document(setup, result, params, step, calibration_label, load)

@@ -2,24 +2,36 @@
 
 A replica is ``tp`` × ``dp`` GPUs: ``dp`` attention data-parallel ranks of ``tp``-way tensor parallelism each (dp = 1
 for ordinary tensor parallelism); a MoE's routed experts are split over all tp·dp GPUs (expert or tensor parallel).
-Per GPU, for one rank's step, with efficiencies ``e_c`` (compute), ``e_b`` (bandwidth), ``e_ar`` (all-reduce):
+Per GPU, for one rank's step, with efficiencies ``e_c`` (dense GEMMs), ``e_x`` (routed experts' grouped GEMMs),
+``e_a`` (attention), ``e_b`` (bandwidth), ``e_ar`` (all-reduce):
 
-    FLOPs  = 2·P_lin/tp · T  +  2·V·H/tp · S  +  4·L·A/tp · pairs
-    bytes  = (W_dense − W_embed)/tp + W_exp/(tp·dp) · f(dp·T)  +  kv · (pairs_read + T)
+    c      = (2·P_dense/tp · T + 2·V·H/tp · S) / (peak·e_c)  +  2·P_xact/tp · T / (peak·e_x)
+             + 4·L·A/tp · pairs / (peak16·e_a)
+    m      = ((W_dense − W_embed)/tp + W_exp/(tp·dp) · f(dp·T)  +  kv · (pairs_read + T)) / (BW·e_b)
     comm   = [tp>1]·2L·(α + 2(tp−1)/tp · T·H·2 / (BW_link/2 · e_ar))
-             + [tp·dp>1, MoE]·L·(δ + 2·k·T·H·2/tp · (G−1)/G / (BW_link/2 · e_ar))
-    t      = max(c, m) + γ·min(c, m)  +  comm  +  t_step  +  L·t_layer,   c = FLOPs/(peak·e_c), m = bytes/(BW·e_b)
+             + [moving]·L·(δ + 2·k·T·H·2/tp · (G−1)/G / (BW_link/2 · e_ar))
+    t      = s · ( max(c, m) + γ·min(c, m)  +  comm  +  t_step  +  L·t_layer  +  [prefill]·L·t_prefill_layer
+                 + [dp>1]·L_moe·δ_dp )
 
 T tokens in the step (decodes + prefill chunk tokens); S sequences sampled (LM head); pairs = Σ query × key
 positions (a decode at context c adds c, a prefill chunk of p tokens after c₀ cached ones adds p·(c₀ + p/2));
-P_lin = active parameters minus embedding and LM head; A = heads × head_dim (MLA: heads × latent width);
+P_dense = active parameters minus embedding, LM head and the active routed experts P_xact = k/E · P_exp;
+A = heads × head_dim (MLA: heads × latent width); peak is the tensor peak at the weights' precision, peak16 the
+16-bit one (attention runs in 16-bit whatever the weights are). δ_dp (``dp_dispatch_s``) is the wait at each split
+MoE layer's dispatch and combine for the slowest attention data-parallel rank (their batches and expert loads
+differ).
 f(T) = 1 − (1 − k/E)^T, the expected fraction of a layer's E experts that T tokens routed top-k touch (all dp ranks
 route into the same experts); W_exp = routed-expert weights, from total/active params: P_exp = (P − P_act)/(1 − k/E);
 the input embedding W_embed = V·H·2 bytes is a table lookup (a few rows per step), so it is not streamed. γ is the
 share of the shorter of compute and memory time that does not overlap the longer (0: ideal roofline). δ is the
-MoE dispatch latency per layer and the all-to-all moves each token's hidden state to its k experts and back. The
-link is NVLink within an NVLink domain (8 GPUs per HGX node, 72 in a GB200 NVL72 rack) and the scale-out network
-(400 Gb/s = 50 GB/s per GPU, ConnectX-7 NDR) beyond it.
+MoE dispatch latency per layer and the all-to-all moves each token's hidden state to its k experts and back; both
+apply only when tokens move between GPUs for the experts ([moving]: expert parallelism or attention data
+parallelism) — tensor-parallel experts reduce their output in the layer's all-reduce. [prefill] marks a step that
+carries prompt tokens (T > S): engines replay CUDA graphs only for decode batches. s is the model's step-time
+correction (1 without one; ``_correction``), folded into the effective rates and fixed times so every consumer of
+the coefficients (scheduler, capacity formulas, simulator) applies it. The link is NVLink within an NVLink domain
+(8 GPUs per HGX node, 72 in a GB200 NVL72 rack) and the scale-out network (400 Gb/s = 50 GB/s per GPU,
+ConnectX-7 NDR) beyond it.
 """
 
 from __future__ import annotations
@@ -31,8 +43,8 @@ from servewise.catalog import Accelerator, ModelSpec
 from servewise.types import Precision
 
 from ._memory import embedding_params, kv_bytes_per_token_per_gpu, routed_expert_bytes, weight_bytes
-from ._params import StepParams
-from ._precision import peak_tflops
+from ._params import ModelFactors, StepParams
+from ._precision import BYTES_PER_PARAM, peak_tflops
 
 __all__ = ["INTER_NODE_GBPS", "NVLINK_DOMAIN_GPUS", "StepModel", "build_step_model"]
 
@@ -76,6 +88,30 @@ class StepModel:
     peak_bytes_per_s: float = 0.0
     comm_s_per_token_at_full_link: float = 0.0
     """All-reduce + all-to-all seconds per token at 100 % link efficiency (the fit scales it by 1/e_ar)."""
+    expert_flops_per_token: float = 0.0
+    """Routed experts' FLOPs per token (per GPU); costed at ``expert_flops_per_s``."""
+    expert_flops_per_s: float = 0.0
+    attn_flops_per_s: float = 0.0
+    """Effective attention FLOP/s (16-bit peak × attention efficiency); 0: ``flops_per_s``."""
+    prefill_overhead_s: float = 0.0
+    """Added to a step that carries prompt tokens: layers × per-layer prefill overhead."""
+    peak_attn_flops_per_s: float = 0.0
+    step_time_factor: float = 1.0
+    """The model's correction already folded into the rates and fixed times above (provenance only)."""
+    prefill_factor: float = 1.0
+    """The model's prefill correction: multiplies steps that carry prompt tokens; already folded into the request
+    and prompt overheads."""
+    correction: str = ""
+    """What the folded correction rests on; empty without one."""
+
+    def compute_s(self, tokens: float, sampled_seqs: float, attn_pairs: float) -> float:
+        """Seconds of a step's FLOPs at the effective rates (dense GEMMs, experts, attention)."""
+        seconds = (
+            self.linear_flops_per_token * tokens + self.lm_head_flops_per_seq * sampled_seqs
+        ) / self.flops_per_s
+        if self.expert_flops_per_token:
+            seconds += self.expert_flops_per_token * tokens / (self.expert_flops_per_s or self.flops_per_s)
+        return seconds + self.attn_flops_per_pair * attn_pairs / (self.attn_flops_per_s or self.flops_per_s)
 
     def expert_fraction(self, tokens: float) -> float:
         """Expected fraction of experts a step of ``tokens`` tokens per rank reads (1 for dense weights)."""
@@ -96,17 +132,15 @@ class StepModel:
         kv_read_tokens: float,
     ) -> float:
         """Seconds for one step processing ``tokens`` tokens (see the module formula)."""
-        flops = (
-            self.linear_flops_per_token * tokens
-            + self.lm_head_flops_per_seq * sampled_seqs
-            + self.attn_flops_per_pair * attn_pairs
-        )
         traffic = self.weight_bytes_per_step(tokens) + self.kv_bytes_per_token * (kv_read_tokens + tokens)
-        compute, memory = flops / self.flops_per_s, traffic / self.bytes_per_s
+        compute, memory = self.compute_s(tokens, sampled_seqs, attn_pairs), traffic / self.bytes_per_s
         roof = max(compute, memory)
         if self.overlap_penalty:
             roof += self.overlap_penalty * min(compute, memory)
-        return roof + self.allreduce_fixed_s + self.allreduce_s_per_token * tokens + self.overhead_s
+        fixed = self.allreduce_fixed_s + self.allreduce_s_per_token * tokens + self.overhead_s
+        if tokens > sampled_seqs:
+            return (roof + fixed + self.prefill_overhead_s) * self.prefill_factor
+        return roof + fixed
 
     def decode_run_s(self, decodes: int, kv_read_tokens: float, steps: int) -> float:
         """Seconds of ``steps`` consecutive decode-only steps of ``decodes`` sequences, the first reading
@@ -116,11 +150,8 @@ class StepModel:
             return 0.0
         n = float(decodes)
         fixed = self.allreduce_fixed_s + self.allreduce_s_per_token * n + self.overhead_s
-        c0 = (
-            (self.linear_flops_per_token + self.lm_head_flops_per_seq) * n
-            + self.attn_flops_per_pair * kv_read_tokens
-        ) / self.flops_per_s
-        c1 = self.attn_flops_per_pair * n / self.flops_per_s
+        c0 = self.compute_s(n, n, kv_read_tokens)
+        c1 = self.attn_flops_per_pair * n / (self.attn_flops_per_s or self.flops_per_s)
         m0 = (
             self.weight_bytes_per_step(n) + self.kv_bytes_per_token * (kv_read_tokens + n)
         ) / self.bytes_per_s
@@ -170,9 +201,12 @@ def build_step_model(
     kv_bytes: int = 2,
     dp: int = 1,
     clients: int = 0,
+    expert_parallel: bool = False,
 ) -> StepModel:
     """Coefficients of ``model`` at ``precision`` on ``tp`` × ``dp`` × ``gpu`` with efficiencies ``params``;
-    ``clients`` (a closed loop's concurrency, 0 when unknown) scales the per-client frontend overhead."""
+    ``clients`` (a closed loop's concurrency, 0 when unknown) scales the per-client frontend overhead;
+    ``expert_parallel`` says the routed experts are split by expert (all-to-all dispatch) rather than by tensor
+    (vLLM's default without ``--enable-expert-parallel``). The model's correction in ``params`` is folded in."""
     embed = embedding_params(model)
     active = model.active_params_b * 1e9
     linear_params = max(active - embed, 0.1 * active)
@@ -180,6 +214,7 @@ def build_step_model(
     route = 0.0
     if expert_bytes and model.moe_top_k and model.moe_num_experts:
         route = model.moe_top_k / model.moe_num_experts
+    expert_active = min(expert_bytes / BYTES_PER_PARAM[precision] * route, 0.9 * linear_params)
     all_weights = weight_bytes(model, precision)
     input_embedding_bytes = model.vocab_size * model.hidden_size * 2.0
     gpus = tp * dp
@@ -187,35 +222,43 @@ def build_step_model(
     allreduces = 2 * model.num_layers if tp > 1 else 0
     allreduce_s = allreduces * 2.0 * (tp - 1) / tp * model.hidden_size * 2 / full_link if tp > 1 else 0.0
     split_moe_layers = model.num_layers if route > 0 and gpus > 1 else 0
+    moving = split_moe_layers > 0 and (expert_parallel or dp > 1)
     a2a_s = 0.0
-    if split_moe_layers and model.moe_top_k:
+    if moving and model.moe_top_k:
         a2a_s = split_moe_layers * 2.0 * model.moe_top_k * model.hidden_size * 2 / tp * (gpus - 1) / gpus
         a2a_s /= full_link
     comm_s = allreduce_s + a2a_s
     peak = peak_tflops(gpu, precision) * 1e12
+    peak16 = peak_tflops(gpu, Precision.bf16 if gpu.bf16_tflops else Precision.fp16) * 1e12
     hbm = gpu.memory_bw_gbps * 1e9
+    factors = params.correction_for(model.name)
+    s = factors.step_time_factor if factors else 1.0
+    o = factors.prefill_factor if factors else 1.0
     return StepModel(
-        linear_flops_per_token=2.0 * linear_params / tp,
+        linear_flops_per_token=2.0 * (linear_params - expert_active) / tp,
         lm_head_flops_per_seq=2.0 * model.vocab_size * model.hidden_size / tp,
         attn_flops_per_pair=4.0 * model.num_layers * _attention_width(model) / tp,
         dense_weight_bytes=max(all_weights - expert_bytes - input_embedding_bytes, 0.0) / tp,
         expert_weight_bytes=expert_bytes / gpus,
         expert_route_fraction=route,
         kv_bytes_per_token=kv_bytes_per_token_per_gpu(model, tp, kv_bytes),
-        flops_per_s=peak * params.compute_efficiency,
-        bytes_per_s=hbm * params.bandwidth_efficiency,
-        allreduce_fixed_s=allreduces * params.allreduce_latency_s,
-        allreduce_s_per_token=comm_s / params.allreduce_efficiency,
+        flops_per_s=peak * params.compute_efficiency / s,
+        bytes_per_s=hbm * params.bandwidth_efficiency / s,
+        allreduce_fixed_s=allreduces * params.allreduce_latency_s * s,
+        allreduce_s_per_token=comm_s / params.allreduce_efficiency * s,
         overhead_s=(
             params.step_overhead_s
             + model.num_layers * params.layer_overhead_s
             + split_moe_layers * params.moe_dispatch_s
-        ),
-        request_overhead_s=params.request_overhead_s + clients * params.client_overhead_s_per_client,
+            + (split_moe_layers * params.dp_dispatch_s if dp > 1 else 0.0)
+        )
+        * s,
+        request_overhead_s=(params.request_overhead_s + clients * params.client_overhead_s_per_client) * o,
         overlap_penalty=params.overlap_penalty,
         prompt_overhead_s_per_token=(
             params.prompt_overhead_s_per_token + clients * params.client_prompt_overhead_s_per_token
-        ),
+        )
+        * o,
         routing_ranks=dp,
         layers=model.num_layers,
         allreduces=allreduces,
@@ -223,6 +266,23 @@ def build_step_model(
         peak_flops_per_s=peak,
         peak_bytes_per_s=hbm,
         comm_s_per_token_at_full_link=comm_s,
+        expert_flops_per_token=2.0 * expert_active / tp,
+        expert_flops_per_s=peak * params.moe_compute_efficiency / s,
+        attn_flops_per_s=peak16 * params.attention_efficiency / s,
+        prefill_overhead_s=model.num_layers * params.prefill_layer_overhead_s * s,
+        peak_attn_flops_per_s=peak16,
+        step_time_factor=s,
+        prefill_factor=o,
+        correction=_correction_text(factors),
+    )
+
+
+def _correction_text(factors: ModelFactors | None) -> str:
+    if factors is None:
+        return ""
+    return (
+        f"per-model correction x{factors.step_time_factor:.3g} step time, x{factors.prefill_factor:.3g} "
+        f"prefill steps and frontend overhead ({factors.basis or f'{factors.rows} measured rows of the model'})"
     )
 
 
