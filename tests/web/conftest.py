@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,37 +24,13 @@ from typing import TYPE_CHECKING
 import pytest
 import uvicorn
 
+from tests.debian import apt_install
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
-APT_TIMEOUT_S = 900
 START_TIMEOUT_S = 60.0
-
-
-def _apt_install_chromium() -> str | None:
-    """Install Debian's ``chromium`` with apt-get; the reason it could not, or ``None`` when it did."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "not running as root, so `apt-get install chromium` is not possible"
-    apt = shutil.which("apt-get")
-    if apt is None:
-        return "apt-get is not available (not a Debian/Ubuntu system)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "--no-install-recommends", "chromium"]
-    failure = ""
-    for step in ([install], [[apt, "update"], install]):  # the package lists may be missing or stale
-        try:
-            for command in step:
-                subprocess.run(
-                    command, check=True, capture_output=True, text=True, timeout=APT_TIMEOUT_S, env=env
-                )
-            return None
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(install)}` did not finish within {APT_TIMEOUT_S} s"
-        except subprocess.CalledProcessError as err:
-            tail = (err.stderr or err.stdout or "").strip().splitlines()[-1:] or ["(no output)"]
-            failure = f"`{' '.join(err.cmd)}` failed with exit code {err.returncode}: {tail[0]}"
-    return failure
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +42,7 @@ def chromium_executable() -> str:
             pytest.fail(f"SERVEWISE_CHROMIUM={configured} does not exist; unset it to use {DEFAULT_CHROMIUM}")
         return configured
     if not Path(DEFAULT_CHROMIUM).is_file():
-        reason = _apt_install_chromium()
+        reason = apt_install("chromium")
         if reason is not None or not Path(DEFAULT_CHROMIUM).is_file():
             pytest.skip(
                 f"browser tests need Chromium at {DEFAULT_CHROMIUM} and it could not be installed: "

@@ -14,6 +14,7 @@ from ._errors import install_error_handlers
 from ._routes_catalog import router as catalog_router
 from ._routes_ops import router as ops_router
 from ._routes_plan import router as plan_router
+from ._routes_watch import router as watch_router
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -47,11 +48,15 @@ def create_app(*, db_url: str | None = None, web: bool = True) -> FastAPI:
             {"name": "planning", "description": "intent, plan, compare, predict, TCO, eval cost"},
             {"name": "deploy", "description": "render a plan option as a validated deploy bundle"},
             {"name": "gateway", "description": "read-only views of the gateway ledger and budgets"},
+            {
+                "name": "watch",
+                "description": "a running deployment against its plan: SLOs, gates, efficiency",
+            },
         ],
     )
     app.state.db_url = db_url
     install_error_handlers(app)
-    for router in (catalog_router, plan_router, ops_router):
+    for router in (catalog_router, plan_router, ops_router, watch_router):
         app.include_router(router, prefix=API_PREFIX)
     if web:
         from servewise.web import install_web

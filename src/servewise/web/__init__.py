@@ -1,9 +1,9 @@
 """The web UI: Jinja2 pages served by the API app, every asset shipped in the package (no CDN, no network).
 
 ``install_web(app)`` adds the pages — Describe ``/``, Plan ``/plan``, Compare ``/compare`` (this package's
-``_pages_plan``) and Deploy, Catalog, Spend (``_pages_ops``) — plus ``/static`` (CSS, JS) and
-``/static/plotly.min.js``, which is the plotly.js bundle inside the installed ``plotly`` wheel. Pages hold no logic:
-they call ``servewise.api._services`` and render. Plans live in an in-process ``PlanStore`` (see ``_store``).
+``_pages_plan``), Deploy, Catalog, Spend (``_pages_ops``) and Watch (``_pages_watch``) — plus ``/static`` (CSS,
+JS) and ``/static/plotly.min.js``, which is the plotly.js bundle inside the installed ``plotly`` wheel. Pages hold
+no logic: they call ``servewise.api._services`` and render. Plans live in an in-process ``PlanStore`` (see ``_store``).
 """
 
 from __future__ import annotations
@@ -52,3 +52,6 @@ def install_web(app: FastAPI, *, plan_capacity: int = DEFAULT_CAPACITY) -> None:
             raise
     else:
         app.include_router(ops.ops_router)
+    from servewise.web._pages_watch import watch_router
+
+    app.include_router(watch_router)
