@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from servewise.cli import main
-
-CliResult = tuple[int, str, str]
+from tests.cli_runner import CliResult, run_cli
 
 GROUP_A = ("MiniMaxAI/MiniMax-M2.5", "b200_sxm", "vllm")
 GROUP_B = ("MiniMaxAI/MiniMax-M2.5", "b300_sxm", "vllm")
@@ -35,14 +33,7 @@ def cli(
     monkeypatch.setenv("COLUMNS", "250")
 
     def run(*args: str) -> CliResult:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(capsys, *args)
 
     return run
 

@@ -107,8 +107,9 @@ def test_plan_accepts_a_file_with_routing_and_its_document_does_not_change(cli, 
 
 
 def test_infeasible_pools_are_explained_and_the_api_can_still_win(cli, rag_file):
-    # at 400 ms TTFT p95 no L4 configuration serves the whole mix or the long tail, but the bulk pool fits
-    code, out, err = cli("mixed", "-f", str(rag_file), *SMALL, "--ttft-p95-ms", "400")
+    # at 300 ms TTFT p95 no L4 configuration serves the whole mix or the long tail (the closest misses it even at
+    # zero load, ~320 ms), but the bulk pool fits
+    code, out, err = cli("mixed", "-f", str(rag_file), *SMALL, "--ttft-p95-ms", "300")
     assert code == 0, err
     assert "infeasible: pure: all pool: no option meets the SLO" in out
     assert "long 6.2%: infeasible" in out

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from servewise.cli import main
+from tests.cli_runner import CliResult, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -13,14 +13,8 @@ def _catalog_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SERVEWISE_DB_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
+    return run_cli(capsys, *args)
 
 
 def test_plan_table_marks_the_chosen_row_and_explains(capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from servewise.cli import main
+from tests.cli_runner import CliResult, run_cli
 
 SMALL = (
     "plan", "--prompt-tokens", "256", "--output-tokens", "128", "--qps", "0.05", "--ttft-p95-ms", "2000",
@@ -28,14 +28,8 @@ def _catalog_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
+    return run_cli(capsys, *args)
 
 
 def test_small_load_table_marks_a_cpu_row_and_prints_the_cpu_assumption(capsys):

@@ -136,6 +136,15 @@ def test_calibration_table_supplies_the_parameters(cli, tmp_path: Path):
     assert document["provenance"] == "calibrated"
     assert "B200/vllm/fp4" in document["basis"] and "2026-01-02" in document["basis"]
     assert str(fit) in document["calibration"]
+    # The table's per-model correction for MiniMax-M2.5 (fitted on these rows) is folded into the prediction and
+    # named in its provenance, exactly as `accuracy` applies it
+    correction = table.correction_for("MiniMax-M2.5", "vllm")
+    assert correction is not None
+    assert document["correction"]["step_time_factor"] == pytest.approx(correction.step_time_factor, rel=1e-3)
+    assert document["correction"]["prefill_factor"] == pytest.approx(correction.prefill_factor, rel=1e-3)
+    assert "per-model correction" in document["basis"]
+    other = _json(cli, *POINT, "--concurrency", "8", "--calibration", str(fit))
+    assert other["correction"] is None and "per-model correction" not in other["basis"]
     # The same GPU on another backend has no rows in this table: the global fit of other rows applies.
     document = _json(cli, *args, "--concurrency", "8", "--calibration", str(fit), "--backend", "sglang")
     assert document["provenance"] == "analytical" and "other GPUs" in document["basis"]

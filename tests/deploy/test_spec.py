@@ -85,8 +85,10 @@ def test_bad_autoscaler_and_min_replicas_are_refused(plan):
     document = plan("single_gpu")
     with pytest.raises(UsageError, match="unknown autoscaler 'knative'"):
         deploy_spec(document, autoscaler="knative")  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match="--min-replicas 9 is above the plan's 4 replica"):
-        deploy_spec(document, min_replicas=9)
+    replicas = document["options"][document["chosen"]]["replicas"]
+    above = replicas + 5
+    with pytest.raises(UsageError, match=f"--min-replicas {above} is above the plan's {replicas} replica"):
+        deploy_spec(document, min_replicas=above)
     with pytest.raises(UsageError, match="must be >= 1"):
         deploy_spec(document, min_replicas=0)
 

@@ -31,6 +31,7 @@ from ._predict import predict_command
 from ._serve import serve_command
 from ._simulate import simulate_command
 from ._tco import tco_command
+from ._watch import watch_command
 
 __all__ = ["app", "main"]
 
@@ -59,6 +60,7 @@ app.command("montecarlo")(montecarlo_command)
 app.command("deploy")(deploy_command)
 app.command("serve")(serve_command)
 app.command("intent")(intent_command)
+app.command("watch")(watch_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,7 @@ See docs/simulator.md."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +37,7 @@ def simulate_command(
         float, typer.Option("--speed", help="simulated seconds per wall second (10: ten times faster)")
     ] = 1.0,
     max_waiting: Annotated[
-        int | None, typer.Option("--max-waiting", min=0, help="refuse requests with 429 beyond this queue")
+        int | None, typer.Option("--max-waiting", min=0, help="refuse requests with 503 beyond this queue")
     ] = None,
     max_num_seqs: Annotated[
         int | None, typer.Option("--max-num-seqs", min=1, help="engine sequence cap (default: vLLM's)")
@@ -48,6 +49,17 @@ def simulate_command(
         int, typer.Option("--output-tokens", min=1, help="output length when a request sets no max_tokens")
     ] = 256,
     seed: Annotated[int, typer.Option("--seed", help="seed of drawn output lengths")] = 0,
+    served_model_name: Annotated[
+        str | None,
+        typer.Option("--served-model-name", help="model name to serve (default: the Hugging Face id)"),
+    ] = None,
+    legacy_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--legacy-metrics",
+            help="also expose vllm:gpu_cache_usage_perc and vllm:time_per_output_token_seconds (removed in vLLM)",
+        ),
+    ] = False,
     db_url: Annotated[
         str | None, typer.Option("--db-url", help="catalog database (default: SERVEWISE_DB_URL)")
     ] = None,
@@ -79,6 +91,9 @@ def simulate_command(
             output_tokens=output_tokens,
             db_url=db_url,
         )
+    config = dataclasses.replace(
+        config, served_model=served_model_name or config.served_model, legacy_metrics=legacy_metrics
+    )
     engine = config.engine
     typer.echo(
         f"simulating {config.describe()} as {config.served_model!r} at {speed:g}x real time: max_num_seqs "
