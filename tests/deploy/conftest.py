@@ -44,7 +44,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "slo": {"ttft_p95_ms": 3000, "itl_p95_ms": 250},
         "constraints": {"models": ["Llama-3.2-1B"], "precisions": ["bf16"], "cpu": True},
     },
-    # shared prefixes, a peak factor, TP 2 on GCP (GKE accelerator label)
+    # shared prefixes, a peak factor, L4 (on GCP: GKE accelerator label) or A10G
     "prefix": {
         "traffic": {
             "qps": 30,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,12 +199,25 @@ def test_keda_threshold_is_the_ttft_headroom_times_capacity(plan):
     assert spec.scaling.waiting_per_replica == math.floor(expected * 100) / 100
 
 
+def _first_option_on(document: dict[str, Any], provider: str, gpu: str) -> int:
+    """The 0-based index of the first option placed on ``provider`` with ``gpu`` (which one ranks first moves with
+    every refit of the performance model; the placement rules are what this file tests)."""
+    return next(
+        i
+        for i, option in enumerate(document["options"])
+        if option["cost"]["placements"]
+        and option["cost"]["placements"][0]["offer"]["provider"] == provider
+        and option["candidate"]["gpu"] == gpu
+    )
+
+
 def test_placement_follows_the_provider(plan):
     aws = deploy_spec(plan("tp_multi_gpu")).placement
     assert [(t.key, t.values) for t in aws.required] == [
         ("node.kubernetes.io/instance-type", ("p5.48xlarge",))
     ]
-    gcp = deploy_spec(plan("prefix")).placement
+    document = plan("prefix")
+    gcp = deploy_spec(document, option=_first_option_on(document, "gcp", "L4") + 1).placement
     assert [(t.key, t.values) for t in gcp.required] == [("cloud.google.com/gke-accelerator", ("nvidia-l4",))]
     runpod = deploy_spec(plan("single_gpu")).placement
     assert [(t.key, t.values) for t in runpod.required] == [("nvidia.com/gpu.product", ("NVIDIA-L40S",))]

@@ -13,7 +13,8 @@ Engine limits per backend (their serving defaults): token budget 8192 per step (
 large GPUs, TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size`` below 160 GB), 16384 for SGLang on
 GPUs with more memory; the sequence cap is the row's per-rank batch size (the harness sets it to the concurrency).
 KV cache: fp8 for fp8/fp4 checkpoints (the recipes' ``--kv-cache-dtype fp8``), 16-bit otherwise. A row's ``dp``
-attention data-parallel ranks each serve C/dp clients; the simulation runs one rank.
+attention data-parallel ranks each serve C/dp clients; the simulation runs one rank. ``row_parallelism`` reads
+rows whose attention-DP flag the source lost (their concurrency and per-rank batch give it away).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "BenchmarkSetup",
     "PointResult",
     "engine_for",
+    "row_parallelism",
     "setup_for_point",
     "setup_for_row",
     "simulate_point",
@@ -169,9 +171,10 @@ def setup_for_row(
         return f"unknown precision {row.precision!r}"
     if row.pp > 1:
         return "pipeline parallelism is not modelled"
-    tp = row.id_tp if row.parallelism_suspect and row.id_tp else row.tp
-    tp = max(tp, 1)
-    dp = max(row.attention_dp, 1)
+    parallelism = row_parallelism(row)
+    if isinstance(parallelism, str):
+        return parallelism
+    tp, dp = parallelism
     model = next(m for m in models if m.name == model_name)
     gpu = next(g for g in accelerators if g.name == gpu_name)
     return setup_for_point(
@@ -186,6 +189,30 @@ def setup_for_row(
         concurrency=row.concurrency,
         max_num_seqs=row.batch_size or None,
         expert_parallel=(row.id_ep if row.parallelism_suspect and row.id_ep else row.moe_ep) > 1,
+    )
+
+
+def row_parallelism(row: BenchmarkRow) -> tuple[int, int] | str:
+    """(tp, attention-DP ranks) of a row's engine, or why the row is not one engine's closed loop.
+
+    The engine holds ``batch_size`` sequences per attention rank, so a closed loop of C clients fits in its slots
+    when C ≤ batch_size × dp. 30 TensorRT-LLM rows say C = batch_size × tp with no attention DP (blank or 0) and a
+    TTFT that shows no queue (0.4–0.9 s at C = 40–448, where C − batch_size clients waiting for whole requests to
+    finish would wait minutes): TensorRT-LLM's ``enable_attention_dp`` runs attention data-parallel over the
+    ``tp_size`` ranks, the way the source writes its other attention-DP rows as tp 1 × attention_dp N. Those rows
+    are read so (tp 1, dp = tp: the same GPUs); a row whose C is some other multiple of its slots cannot be one
+    engine's closed loop and is skipped with the reason.
+    """
+    tp = max(row.id_tp if row.parallelism_suspect and row.id_tp else row.tp, 1)
+    dp = max(row.attention_dp, 1)
+    slots = (row.batch_size or row.concurrency) * dp
+    if row.concurrency <= slots:
+        return tp, dp
+    if dp == 1 and tp > 1 and row.concurrency == slots * tp:
+        return 1, tp
+    return (
+        f"concurrency {row.concurrency} exceeds batch_size {row.batch_size} x {dp} attention-DP rank(s): "
+        "more clients than the engine's slots, so not one engine's closed loop"
     )
 
 
