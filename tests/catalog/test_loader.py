@@ -13,7 +13,7 @@ import pytest
 
 import servewise.catalog as catalog_pkg
 from servewise.catalog import DataKind, load_packaged, packaged_fingerprint, parse_csv
-from servewise.catalog._loader import read_packaged_rows, to_record
+from servewise.catalog._loader import apply_patch, read_packaged_rows, to_record
 from servewise.errors import CatalogError
 
 DATA = Path(catalog_pkg.__file__).parent / "data"
@@ -180,6 +180,14 @@ def test_as_of_text_goes_to_notes_on_every_row_without_a_notes_column() -> None:
         (DataKind.models, {"kv_bytes_per_token_fp16": 0}, "kv_bytes_per_token_fp16", "must be > 0"),
         (DataKind.models, {"moe_num_experts": 8, "moe_top_k": 9}, "moe_top_k", "must be <= moe_num_experts"),
         (DataKind.models, {"max_context": 3_000_000_000}, "max_context", "INTEGER range"),
+        (DataKind.models, {"sliding_window_tokens": 0, "sliding_layers": 1}, "sliding_window_tokens", ">= 1"),
+        (DataKind.models, {"sliding_window_tokens": 128, "sliding_layers": 0}, "sliding_layers", ">= 1"),
+        (
+            DataKind.models,
+            {"sliding_window_tokens": 128, "sliding_layers": 99},
+            "sliding_layers",
+            "<= num_layers",
+        ),
         (DataKind.offers, {"gpu_count": -1}, "gpu_count", "must be >= 0"),
         (DataKind.offers, {"price_per_hour_usd": 0}, "price_per_hour_usd", "must be > 0"),
         (DataKind.offers, {"spot_price_per_hour_usd": 0}, "spot_price_per_hour_usd", "must be > 0"),
@@ -208,6 +216,15 @@ def test_out_of_range_values_name_file_line_column_value_and_rule(
     assert repr(str(overrides[column])) in message and "\n" not in message
 
 
+def test_a_window_without_its_layer_count_is_rejected() -> None:
+    text = _csv_of(DataKind.models, _first(DataKind.models), sliding_window_tokens=128)
+    with pytest.raises(CatalogError) as raised:
+        parse_csv(DataKind.models, text, path="mine.csv")
+    assert str(raised.value) == (
+        "mine.csv:2: column sliding_layers: a value is required when sliding_window_tokens is given (128)"
+    )
+
+
 def test_values_at_the_bounds_are_accepted() -> None:
     cpu_only = _csv_of(DataKind.offers, _first(DataKind.offers), gpu=None, gpu_count=0)
     assert parse_csv(DataKind.offers, cpu_only, path="o.csv")[0]["gpu_count"] == 0
@@ -222,3 +239,71 @@ def test_values_at_the_bounds_are_accepted() -> None:
 def test_every_packaged_row_passes_the_range_rules() -> None:
     data = load_packaged()  # parse_csv runs the rules on every packaged row; a violation raises here
     assert data.accelerators and data.benchmarks
+
+
+# -- patches: columns the shared files lack, set by natural key ----------------------------------------------
+
+PATCH_HEADER = "name,sliding_window_tokens,sliding_layers,source\n"
+
+
+def _models_by_key() -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {(row["name"],): row for row in read_packaged_rows(DataKind.models)}
+
+
+def test_every_model_the_shared_data_calls_sliding_has_its_window_facts() -> None:
+    models = load_packaged(benchmarks=False).models
+    sliding = [m for m in models if "sliding" in m.attention]
+    assert {m.name for m in sliding} >= {"gpt-oss-20b", "gpt-oss-120b", "Gemma-3-27B"}
+    for spec in sliding:
+        assert spec.sliding_window_tokens and spec.sliding_layers, spec.name
+        assert "sliding_window_tokens, sliding_layers from " in spec.notes  # the patch cites its source
+    oss = next(m for m in models if m.name == "gpt-oss-120b")
+    assert (oss.sliding_window_tokens, oss.sliding_layers, oss.sliding_share) == (128, 18, 0.5)
+    assert all(m.sliding_share == 0.0 for m in models if "sliding" not in m.attention)
+
+
+def test_a_patch_sets_only_its_columns_and_keeps_the_rest() -> None:
+    merged = _models_by_key()
+    before = dict(merged[("Llama-3.1-8B",)])
+    columns = apply_patch(
+        DataKind.models, merged, PATCH_HEADER + "Llama-3.1-8B,4096,16,a paper\n", path="p.csv"
+    )
+    after = merged[("Llama-3.1-8B",)]
+    assert columns == {"sliding_window_tokens", "sliding_layers"}
+    assert {k: v for k, v in after.items() if before.get(k) != v} == {
+        "sliding_window_tokens": 4096,
+        "sliding_layers": 16,
+        "notes": f"{before['notes']}; sliding_window_tokens, sliding_layers from a paper",
+    }
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("Llama-9.9-1B,128,4,src", "p.csv:2: no models row 'Llama-9.9-1B' to patch"),
+        ("Llama-3.1-8B,128,99,src", "p.csv:2: column sliding_layers: got '99', must be <= num_layers (32)"),
+        (
+            "Llama-3.1-8B,128,,src",
+            "p.csv:2: column sliding_layers: a value is required when sliding_window_tokens",
+        ),
+        (
+            "Llama-3.1-8B,wide,4,src",
+            "p.csv:2: column sliding_window_tokens: expected a whole number, got 'wide'",
+        ),
+        ("Llama-3.1-8B,128,4,", "p.csv:2: the key columns and source need a value"),
+    ],
+)
+def test_a_bad_patch_names_its_line_and_changes_nothing(row: str, message: str) -> None:
+    merged = _models_by_key()
+    before = {key: dict(values) for key, values in merged.items()}
+    with pytest.raises(CatalogError) as raised:
+        apply_patch(
+            DataKind.models, merged, PATCH_HEADER + "gpt-oss-20b,64,12,src\n" + row + "\n", path="p.csv"
+        )
+    assert message.replace("p.csv:2", "p.csv:3") in str(raised.value)
+    assert merged == before  # the good first line was not applied either
+
+
+def test_a_patch_with_an_unknown_column_is_rejected() -> None:
+    with pytest.raises(CatalogError, match=r"p.csv:1: unknown column\(s\) window"):
+        apply_patch(DataKind.models, _models_by_key(), "name,window,source\nx,1,s\n", path="p.csv")

@@ -165,8 +165,8 @@ def test_calibration_table_supplies_the_parameters(cli, tmp_path: Path):
             "unknown gpu 'H300'; did you mean",
         ),
         (
-            ("--model", "Llama-3.1-8B", "--gpu", "H100-SXM", "--precision", "fp4", *POINT[6:], "--qps", "1"),
-            "H100-SXM has no native fp4 tensor cores",
+            ("--model", "Llama-3.1-8B", "--gpu", "T4", "--precision", "fp4", *POINT[6:], "--qps", "1"),
+            "T4 has no fp4 tensor cores and no weight-only fp4 kernels",
         ),
         (
             ("--model", "Llama-3.1-405B", "--gpu", "L4", *POINT[4:], "--qps", "1"),

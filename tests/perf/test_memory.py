@@ -71,3 +71,27 @@ def test_kv_too_small_for_one_sequence_is_explained():
     )
     assert not plan.fits
     assert "less than one 100000-token sequence" in plan.reason
+
+
+def test_sliding_window_layers_hold_only_their_window():
+    gpu, engine = accelerator(), default_engine_settings(accelerator())
+    plain = memory_plan(model(), gpu, 1, Precision.bf16, engine, mean_seq_tokens=8000, max_model_len=2048)
+    windowed_model = model(
+        sliding_window_tokens=1000, sliding_layers=5
+    )  # half the layers, 1,000-token window
+    windowed = memory_plan(
+        windowed_model, gpu, 1, Precision.bf16, engine, mean_seq_tokens=8000, max_model_len=2048
+    )
+    # at 8,000 tokens a sequence holds 8,000 tokens in 5 layers and 1,000 + one 16-token block in the other 5
+    factor = 0.5 + 0.5 * 1016 / 8000
+    assert windowed.kv_bytes_per_token == pytest.approx(plain.kv_bytes_per_token * factor)
+    assert windowed.kv_capacity_tokens == pytest.approx(plain.kv_capacity_tokens / factor, abs=16)
+    short = memory_plan(
+        windowed_model, gpu, 1, Precision.bf16, engine, mean_seq_tokens=900, max_model_len=900
+    )
+    assert (
+        short.kv_capacity_tokens
+        == memory_plan(
+            model(), gpu, 1, Precision.bf16, engine, mean_seq_tokens=900, max_model_len=900
+        ).kv_capacity_tokens
+    )  # inside the window every layer holds the whole sequence

@@ -143,3 +143,48 @@ def test_a_model_correction_is_folded_into_every_coefficient():
         dataclasses.replace(model(), name="another"), accelerator(), 2, Precision.bf16, params
     )
     assert other.correction == "" and other.step_time_factor == 1.0
+
+
+# -- sliding-window layers -----------------------------------------------------------------------------------
+
+WINDOWED = model(sliding_window_tokens=1000, sliding_layers=4)  # 4 of 10 layers attend to 1,000 keys at most
+
+
+def test_a_sliding_window_caps_what_its_layers_read():
+    step = build_step_model(WINDOWED, accelerator(), 1, Precision.bf16, ANALYTICAL_PARAMS)
+    assert (step.window_tokens, step.window_share) == (1000.0, 0.4)
+    assert step.context_tokens(800) == 800  # inside the window every layer reads the whole context
+    # at 5,000 tokens: 6 global layers read 5,000, 4 windowed ones 1,000 -> 0.6 x 5000 + 0.4 x 1000 all-layer tokens
+    assert step.context_tokens(5000) == pytest.approx(3400)
+    # a 2,000-token chunk after 3,000 cached: global layers 2000 x 4000 pairs, windowed ones 2000 x 1000
+    assert step.chunk_pairs(3000, 2000) == pytest.approx(0.6 * 2000 * 4000 + 0.4 * 2000 * 1000)
+    # a chunk from 0 to 1,500: windowed layers 1000²/2 inside the window, then 500 x 1000
+    assert step.chunk_pairs(0, 1500) == pytest.approx(0.6 * 1500**2 / 2 + 0.4 * (1000**2 / 2 + 500 * 1000))
+    # pairs add up over consecutive chunks, as the integral they are
+    assert step.chunk_pairs(0, 700) + step.chunk_pairs(700, 2300) == pytest.approx(step.chunk_pairs(0, 3000))
+
+
+def test_without_window_facts_every_layer_attends_to_the_whole_context():
+    step = build_step_model(model(), accelerator(), 1, Precision.bf16, ANALYTICAL_PARAMS)
+    assert step.window_share == 0.0
+    assert step.context_tokens(50_000) == 50_000
+    assert step.chunk_pairs(3000, 2000) == 2000 * (3000 + 2000 / 2)
+
+
+def test_the_packaged_gpt_oss_reads_half_its_kv_at_long_context():
+    step = build_step_model(
+        packaged_model("gpt-oss-120b"), packaged_gpu("H100-SXM"), 1, Precision.fp8, ANALYTICAL_PARAMS
+    )
+    assert (step.window_tokens, step.window_share) == (128.0, 0.5)
+    assert step.context_tokens(9000) == pytest.approx(9000 / 2 + 128 / 2)
+
+
+def test_a_decode_run_grows_by_the_given_growth():
+    step = build_step_model(WINDOWED, accelerator(), 1, Precision.bf16, ANALYTICAL_PARAMS)
+    run = step.decode_run_s(10, 30_000, 50, growth=6.0)
+    each = sum(
+        step.step_time_s(tokens=10, sampled_seqs=10, attn_pairs=30_000 + 6 * i, kv_read_tokens=30_000 + 6 * i)
+        for i in range(50)
+    )
+    assert run == pytest.approx(each, rel=1e-12)
+    assert step.decode_run_s(10, 30_000, 50) > run  # the default growth is one token per decode

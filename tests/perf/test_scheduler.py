@@ -26,6 +26,10 @@ from servewise.types import Precision
 from tests.factories import accelerator, model, packaged_gpu, packaged_model
 
 STEP = build_step_model(model(), accelerator(), 1, Precision.bf16, ANALYTICAL_PARAMS)
+WINDOWED = build_step_model(
+    model(sliding_window_tokens=500, sliding_layers=5), accelerator(), 1, Precision.bf16, ANALYTICAL_PARAMS
+)
+"""Half the layers attend to 500 keys: the jump cases' prompts (200–600) cross it before, at and after prefill."""
 AMPLE = SimEngine(max_num_seqs=64, max_num_batched_tokens=2048, kv_blocks=100_000)
 PER_REQUEST = ("ttft_s", "tpot_s", "e2e_s", "queue_s")
 
@@ -37,8 +41,9 @@ def _run(
     jump: bool = True,
     hit: float = 0.0,
     record: bool = False,
+    step: Any = STEP,
 ) -> tuple[SimResult, _Simulation]:
-    sim = _Simulation(STEP, engine, workload, hit, record, jump=jump)
+    sim = _Simulation(step, engine, workload, hit, record, jump=jump)
     return sim.run(), sim
 
 
@@ -260,11 +265,12 @@ def _jump_cases() -> dict[str, tuple[OpenLoop | ClosedLoop, SimEngine, float]]:
     }
 
 
+@pytest.mark.parametrize("step", [STEP, WINDOWED], ids=["global", "sliding-window"])
 @pytest.mark.parametrize("name", sorted(_jump_cases()))
-def test_jumping_decode_runs_matches_single_stepping(name):
+def test_jumping_decode_runs_matches_single_stepping(name, step):
     workload, engine, hit = _jump_cases()[name]
-    jumped, _ = _run(workload, engine, hit=hit)
-    stepped, _ = _run(workload, engine, hit=hit, jump=False)
+    jumped, _ = _run(workload, engine, hit=hit, step=step)
+    stepped, _ = _run(workload, engine, hit=hit, jump=False, step=step)
     for field in PER_REQUEST:
         np.testing.assert_allclose(getattr(jumped, field), getattr(stepped, field), rtol=1e-9, err_msg=field)
     for field in ("steps", "preemptions", "dropped", "output_tokens", "prefill_tokens", "peak_kv_blocks"):
@@ -290,6 +296,42 @@ def test_inter_token_gaps_add_up_to_each_requests_decode_time(name):
         assert float(result.itl_s @ result.itl_weight) == pytest.approx(decode_time, rel=rel)
         outputs = sum(r.output_tokens - 1 for r, d in zip(workload.requests, done, strict=True) if d)
         assert result.itl_weight.sum() == pytest.approx(outputs, rel=1e-9)
+
+
+def _run_totals(record: StepRecord) -> tuple[float, float]:
+    """Σ over every step of KV tokens read and attention pairs, runs expanded by their growth."""
+    count, growth = np.array(record.count, dtype=float), np.array(record.growth)
+    ramp = growth * count * (count - 1) / 2
+    return float(count @ record.kv_read + ramp.sum()), float(count @ record.pairs + ramp.sum())
+
+
+@pytest.mark.parametrize("name", sorted(_jump_cases()))
+def test_jumped_runs_read_what_their_single_steps_read(name):
+    # Within a run every sum grows linearly only if no sequence crosses its window mid-run; the totals of the
+    # recorded runs must equal those of the single steps (calibration refits from these records).
+    workload, engine, hit = _jump_cases()[name]
+    jumped, _ = _run(workload, engine, hit=hit, record=True, step=WINDOWED)
+    stepped, _ = _run(workload, engine, hit=hit, jump=False, record=True, step=WINDOWED)
+    assert jumped.record is not None and stepped.record is not None
+    assert _run_totals(jumped.record) == pytest.approx(_run_totals(stepped.record), rel=1e-12)
+    assert len(jumped.record.count) < len(stepped.record.count)
+
+
+def test_a_decoding_sequence_reads_its_window_capped_context_each_step():
+    result, _ = _run(_at_once((300, 400)), jump=False, record=True, step=WINDOWED)
+    assert result.record is not None
+    # step 0 prefills the 300-token prompt from nothing; decode step i then holds 300 + i cached tokens, and past
+    # 500 the windowed half of the layers stops growing
+    assert result.record.kv_read[0] == 0.0
+    assert result.record.pairs[0] == pytest.approx(0.5 * 300**2 / 2 + 0.5 * 300**2 / 2)
+    expected = [300 + i - 0.5 * max(300 + i - 500, 0) for i in range(399)]
+    assert result.record.kv_read[1:] == pytest.approx(expected)
+    assert result.record.pairs[1:] == pytest.approx(expected)
+    plain, _ = _run(_at_once((300, 400)), jump=False, record=True)
+    assert plain.record is not None and plain.record.kv_read[1:] == pytest.approx(
+        [300 + i for i in range(399)]
+    )
+    assert result.duration_s < plain.duration_s
 
 
 def test_decode_runs_are_actually_jumped():

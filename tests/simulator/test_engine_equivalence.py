@@ -5,6 +5,8 @@ cache share, open and closed loops."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -27,12 +29,17 @@ from servewise.simulator import EngineCore, Sequence
 from servewise.types import Precision
 
 
-@pytest.fixture(scope="module")
-def step() -> StepModel:
+@pytest.fixture(scope="module", params=["global", "sliding-window"])
+def step(request: pytest.FixtureRequest) -> StepModel:
+    """Llama-3.1-8B on an L4; the second variant gives half its layers a 1,100-token window, which the cases'
+    prompts (100–1,800 tokens) cross before, during and after their prefill."""
     data = load_packaged(benchmarks=False)
     model = next(m for m in data.models if m.name == "Llama-3.1-8B")
     gpu = next(g for g in data.accelerators if g.name == "L4")
-    return build_step_model(model, gpu, 1, Precision.bf16, ANALYTICAL_PARAMS)
+    plain = build_step_model(model, gpu, 1, Precision.bf16, ANALYTICAL_PARAMS)
+    if request.param == "global":
+        return plain
+    return dataclasses.replace(plain, window_tokens=1100.0, window_share=0.5)
 
 
 def _open(

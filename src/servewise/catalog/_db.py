@@ -63,7 +63,7 @@ __all__ = [
     "write_transaction",
 ]
 
-HEAD_REVISION = "0004_gateway"
+HEAD_REVISION = "0005_sliding_window"
 """The newest file in ``migrations/versions``; a test checks it against Alembic's script directory."""
 
 FINGERPRINT_KEY = "packaged_fingerprint"

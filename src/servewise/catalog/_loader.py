@@ -47,6 +47,7 @@ from ._rules import INT_MAX, INT_MIN, range_problems
 __all__ = [
     "DataKind",
     "PackagedData",
+    "apply_patch",
     "key_columns",
     "load_packaged",
     "natural_key",
@@ -59,7 +60,7 @@ __all__ = [
 
 Values = dict[str, Any]
 
-_IMPORT_FORMAT = "2"
+_IMPORT_FORMAT = "3"
 """Bumped when parsing changes, so databases re-import the packaged rows even if the files did not change."""
 
 _MAX_REPORTED = 10
@@ -89,11 +90,18 @@ class _KindSpec:
     """Columns a file may carry that are derived and not stored."""
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Record-side values for empty cells in non-optional fields."""
+    patches: tuple[str, ...] = ()
+    """Packaged files that set columns the shared file lacks on rows it has, by natural key (``_apply_patches``)."""
 
 
 _SPECS: dict[DataKind, _KindSpec] = {
     DataKind.gpus: _KindSpec(Accelerator, ("catalog/gpus.csv", "additions/gpus.csv"), ("name",)),
-    DataKind.models: _KindSpec(ModelSpec, ("catalog/models.csv", "additions/models.csv"), ("name",)),
+    DataKind.models: _KindSpec(
+        ModelSpec,
+        ("catalog/models.csv", "additions/models.csv"),
+        ("name",),
+        patches=("additions/models_patch.csv",),
+    ),
     DataKind.offers: _KindSpec(
         CloudOffer,
         ("catalog/cloud_prices.csv", "additions/cloud_prices.csv"),
@@ -291,7 +299,7 @@ def _packaged_files() -> list[tuple[str, Traversable]]:
     root = _data_root()
     files = []
     for spec in _SPECS.values():
-        for rel in spec.packaged:
+        for rel in (*spec.packaged, *spec.patches):
             entry = root.joinpath(*rel.split("/"))
             if entry.is_file():
                 files.append((rel, entry))
@@ -322,7 +330,97 @@ def read_packaged_rows(kind: DataKind) -> list[Values]:
                 unkeyed.append(values)
             else:
                 merged[key] = values
+    _apply_patches(kind, merged)
     return [*merged.values(), *unkeyed]
+
+
+def _apply_patches(kind: DataKind, merged: dict[tuple[Any, ...], Values]) -> None:
+    """Apply ``kind``'s packaged patch files to the merged rows (``apply_patch``)."""
+    root = _data_root()
+    patched: set[str] = set()
+    for rel in _SPECS[kind].patches:
+        entry = root.joinpath(*rel.split("/"))
+        if entry.is_file():
+            text = entry.read_text(encoding="utf-8")
+            patched |= apply_patch(kind, merged, text, path=f"catalog/data/{rel}")
+    for row in merged.values():  # the same keys on every row (one executemany)
+        for name in patched:
+            row.setdefault(name, None)
+
+
+def apply_patch(kind: DataKind, merged: dict[tuple[Any, ...], Values], text: str, *, path: str) -> set[str]:
+    """Set a patch file's columns on the rows of ``merged`` it names; return the columns it set.
+
+    Why patches: the shared ``models.csv`` is a copy nobody edits, and it has no columns for some facts the math
+    needs (sliding-window layers). Repeating a whole shared row in ``additions/`` to add two cells would freeze
+    its other cells against later refreshes; a patch sets only its columns and cites its own source in ``notes``.
+    An empty patch cell leaves the row's value alone. A patch naming a row that does not exist, or leaving a row
+    outside the range rules, raises ``CatalogError`` and changes no row.
+    """
+    spec = _SPECS[kind]
+    problems: list[str] = []
+    updated: dict[tuple[Any, ...], Values] = {}
+    columns: set[str] = set()
+    for line, key, cells, source in _parse_patch(kind, text, path=path):
+        columns.update(cells)
+        row = updated.get(key, merged.get(key))
+        if row is None:
+            problems.append(f"{path}:{line}: no {kind} row {'/'.join(map(str, key))!r} to patch")
+            continue
+        note = f"{', '.join(cells)} from {source}"
+        row = {**row, **cells, "notes": f"{row['notes']}; {note}" if row.get("notes") else note}
+        text_cells = {name: "" if value is None else str(value) for name, value in row.items()}
+        problems.extend(
+            f"{path}:{line}: {problem}" for problem in range_problems(spec.record, row, text_cells)
+        )
+        updated[key] = row
+    if problems:
+        more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
+        raise CatalogError("; ".join(problems[:_MAX_REPORTED]) + more)
+    merged.update(updated)
+    return columns
+
+
+def _parse_patch(
+    kind: DataKind, text: str, *, path: str
+) -> Iterable[tuple[int, tuple[Any, ...], Values, str]]:
+    """(line, natural key, typed non-empty cells, source) of each row of a patch file."""
+    spec = _SPECS[kind]
+    hints = _columns(kind)
+    reader = csv.DictReader(io.StringIO(text))
+    header = list(reader.fieldnames or [])
+    settable = [c for c in header if c not in (*spec.key, "source")]
+    header_problems = []
+    if bad := [c for c in settable if c not in hints or c in ("notes", "as_of")]:
+        header_problems.append(
+            f"unknown column(s) {', '.join(bad)} (a patch sets record columns other than notes)"
+        )
+    if missing := [c for c in (*spec.key, "source") if c not in header]:
+        header_problems.append(f"missing column(s) {', '.join(missing)}")
+    if header_problems:
+        raise CatalogError(f"{path}:1: " + "; ".join(header_problems))
+    parsers = {name: _base_type(hints[name])[0] for name in settable}
+    rows = []
+    problems: list[str] = []
+    for row in reader:
+        line = reader.line_num
+        key = tuple((row.get(k) or "").strip() for k in spec.key)
+        source = (row.get("source") or "").strip()
+        if not all(key) or not source:
+            problems.append(f"{path}:{line}: the key columns and source need a value")
+            continue
+        cells: Values = {}
+        for name, base in parsers.items():
+            cell = (row.get(name) or "").strip()
+            if cell:
+                try:
+                    cells[name] = _parse_cell(cell, base)
+                except ValueError as err:
+                    problems.append(f"{path}:{line}: column {name}: {err}")
+        rows.append((line, key, cells, source))
+    if problems:
+        raise CatalogError("; ".join(problems[:_MAX_REPORTED]))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)

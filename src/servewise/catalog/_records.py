@@ -82,6 +82,10 @@ class ModelSpec:
     source: str
     as_of: date | None = None
     notes: str = ""
+    sliding_window_tokens: int | None = None
+    """Keys a sliding-window layer attends to (gpt-oss 128, Gemma-2 4096); ``None``: every layer is global."""
+    sliding_layers: int | None = None
+    """How many of ``num_layers`` attend within the window; the rest attend to the whole context."""
 
     @property
     def is_moe(self) -> bool:
@@ -90,6 +94,13 @@ class ModelSpec:
     @property
     def is_mla(self) -> bool:
         return self.attention.startswith("mla")
+
+    @property
+    def sliding_share(self) -> float:
+        """Share of layers whose attention (FLOPs, KV reads) stops growing at the window."""
+        if not self.sliding_window_tokens or not self.sliding_layers:
+            return 0.0
+        return min(self.sliding_layers / self.num_layers, 1.0)
 
 
 @dataclass(frozen=True, slots=True)

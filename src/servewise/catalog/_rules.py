@@ -10,7 +10,8 @@ Rules (an empty optional cell is not checked):
   > 0; ``max_per_node`` ≥ 1.
 - models: ``params_b``, ``active_params_b``, ``num_layers``, ``hidden_size``, ``num_attention_heads``,
   ``num_kv_heads``, ``vocab_size``, ``max_context``, ``kv_bytes_per_token_fp16`` > 0;
-  ``active_params_b`` ≤ ``params_b``; ``moe_top_k`` ≤ ``moe_num_experts``.
+  ``active_params_b`` ≤ ``params_b``; ``moe_top_k`` ≤ ``moe_num_experts``; ``sliding_window_tokens`` and
+  ``sliding_layers`` ≥ 1, given together, and ``sliding_layers`` ≤ ``num_layers``.
 - cloud offers: ``gpu_count`` ≥ 0 (CPU-only instances); ``price_per_hour_usd`` and ``spot_price_per_hour_usd``
   > 0.
 - CPU specs: ``vcpus``, ``physical_cores``, ``socket_cores`` ≥ 1; bandwidths, ``bf16_tflops``, ``int8_tops`` > 0;
@@ -62,18 +63,21 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         **_all(_POSITIVE, "fp16_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"),
         "max_per_node": _AT_LEAST_ONE,
     },
-    ModelSpec: _all(
-        _POSITIVE,
-        "params_b",
-        "active_params_b",
-        "num_layers",
-        "hidden_size",
-        "num_attention_heads",
-        "num_kv_heads",
-        "vocab_size",
-        "max_context",
-        "kv_bytes_per_token_fp16",
-    ),
+    ModelSpec: {
+        **_all(
+            _POSITIVE,
+            "params_b",
+            "active_params_b",
+            "num_layers",
+            "hidden_size",
+            "num_attention_heads",
+            "num_kv_heads",
+            "vocab_size",
+            "max_context",
+            "kv_bytes_per_token_fp16",
+        ),
+        **_all(_AT_LEAST_ONE, "sliding_window_tokens", "sliding_layers"),
+    },
     CloudOffer: {
         "gpu_count": _NON_NEGATIVE,
         **_all(_POSITIVE, "price_per_hour_usd", "spot_price_per_hour_usd"),
@@ -93,10 +97,19 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
 }
 
 _NOT_ABOVE: dict[type[Any], tuple[tuple[str, str], ...]] = {
-    ModelSpec: (("active_params_b", "params_b"), ("moe_top_k", "moe_num_experts")),
+    ModelSpec: (
+        ("active_params_b", "params_b"),
+        ("moe_top_k", "moe_num_experts"),
+        ("sliding_layers", "num_layers"),
+    ),
     CpuSpec: (("physical_cores", "socket_cores"), ("memory_bw_gbps", "socket_memory_bw_gbps")),
 }
 """(column, limit column): the column's value may not exceed the limit column's value in the same row."""
+
+_TOGETHER: dict[type[Any], tuple[tuple[str, str], ...]] = {
+    ModelSpec: (("sliding_window_tokens", "sliding_layers"),),
+}
+"""Columns that mean nothing alone: a row gives both or neither."""
 
 
 def range_problems(record: type[Any], values: Mapping[str, Any], cells: Mapping[str, Any]) -> list[str]:
@@ -115,6 +128,12 @@ def range_problems(record: type[Any], values: Mapping[str, Any], cells: Mapping[
         if value is not None and ceiling is not None and value > ceiling:
             problems.append(
                 f"column {column}: got {_text(cells, column)!r}, must be <= {limit} ({_text(cells, limit)})"
+            )
+    for first, second in _TOGETHER.get(record, ()):
+        if (values.get(first) is None) != (values.get(second) is None):
+            given, missing = (first, second) if values.get(first) is not None else (second, first)
+            problems.append(
+                f"column {missing}: a value is required when {given} is given ({_text(cells, given)})"
             )
     return problems
 

@@ -99,6 +99,8 @@ class ModelRow(_Fact, Base):
     attention: Mapped[str]
     kv_bytes_per_token_fp16: Mapped[int]
     license: Mapped[str]
+    sliding_window_tokens: Mapped[int | None]
+    sliding_layers: Mapped[int | None]
 
 
 class CloudOfferRow(_Fact, Base):

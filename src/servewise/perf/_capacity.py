@@ -132,16 +132,24 @@ def _request_work(step: StepModel, shape: RequestShape) -> _RequestWork:
     prefill = prompt * (1.0 - shape.prefix_share)
     cached = prompt - prefill
     decodes = max(out - 1.0, 0.0)
-    decode_ctx = prompt + out / 2.0
+    decode_ctx = _mean_decode_context(step, prompt, out)
     tokens = prefill + decodes
-    pairs = decodes * decode_ctx + prefill * (cached + prefill / 2.0)
-    kv_read = decodes * decode_ctx + cached
+    pairs = decodes * decode_ctx + step.chunk_pairs(cached, prefill)
+    kv_read = decodes * decode_ctx + step.context_tokens(cached)
     return _RequestWork(
         tokens=tokens,
         compute_s=step.compute_s(tokens, 1.0 + decodes, pairs),
         kv_s=step.kv_bytes_per_token * (kv_read + tokens) / step.bytes_per_s,
         comm_s=step.allreduce_s_per_token * tokens,
     )
+
+
+def _mean_decode_context(step: StepModel, prompt: float, output: float) -> float:
+    """Mean KV tokens a decode step reads for a request while its context grows from ``prompt`` by ``output``
+    (``prompt + output/2`` without sliding-window layers): the pairs of a chunk of ``output`` tokens, per token."""
+    if output <= 0.0:
+        return step.context_tokens(prompt)
+    return step.chunk_pairs(prompt, output) / output
 
 
 def _mean_step_s(step: StepModel, work: _RequestWork, qps: float) -> float:
@@ -197,7 +205,7 @@ def _steady_state(
         return LoadPoint(qps, step_s, inf, inf, inf, math.inf, 0.0, "throughput")
     budget = engine.max_num_batched_tokens
     prefill = shape.prompt_mean * (1.0 - shape.prefix_share)
-    decode_ctx = shape.prompt_mean + shape.output_mean / 2.0
+    decode_ctx = _mean_decode_context(step, shape.prompt_mean, shape.output_mean)
     mean_decodes = qps * max(shape.output_mean - 1.0, 0.0) * step_s
     budget_rho = (mean_decodes + qps * step_s * prefill) / budget
     if budget_rho >= 1.0:
@@ -209,8 +217,8 @@ def _steady_state(
         return step.step_time_s(
             tokens=decodes + chunk,
             sampled_seqs=decodes + 1.0,
-            attn_pairs=decodes * decode_ctx + chunk * (cached + chunk / 2.0),
-            kv_read_tokens=decodes * decode_ctx + cached,
+            attn_pairs=decodes * decode_ctx + step.chunk_pairs(cached, chunk),
+            kv_read_tokens=decodes * decode_ctx + step.context_tokens(cached),
         )
 
     def prefill_service_s(prompt_tokens: float) -> tuple[float, int]:
@@ -265,7 +273,7 @@ def _steady_state(
     overload = ""
     if running > engine.max_num_seqs:
         overload = "max_num_seqs"
-    elif running * decode_ctx > kv_capacity_tokens:
+    elif running * (shape.prompt_mean + shape.output_mean / 2.0) > kv_capacity_tokens:
         overload = "kv_cache"
 
     def ms(v: list[float]) -> LatencyPercentiles:

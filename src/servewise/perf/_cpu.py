@@ -155,6 +155,8 @@ def build_cpu_step_model(
         layers=model.num_layers,
         peak_flops_per_s=peak,
         peak_bytes_per_s=bandwidth,
+        window_tokens=float(model.sliding_window_tokens or 0),
+        window_share=model.sliding_share,
     )
 
 

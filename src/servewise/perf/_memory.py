@@ -11,9 +11,16 @@ Per GPU, in bytes (GB = 10^9 bytes):
                   logits of the sampler warm-up
     reserve     = CUDA graphs 0.5 GB + non-torch (CUDA context, cuBLAS, NCCL) 0.5 GB (+0.5 GB when tp > 1)
     kv_cache    = budget − weights − activation − reserve
-    kv/token    = kv_bytes_per_token_fp16 × (kv_dtype_bytes / 2) / shards
+    kv/token    = kv_bytes_per_token_fp16 × (kv_dtype_bytes / 2) / shards × window_factor
                   shards = min(tp, kv_heads) for MHA/GQA (heads replicate beyond that); 1 for MLA (vLLM keeps the
                   whole latent on every rank)
+                  window_factor = 1 − w + w · min(S, W + block) / S for a share w of sliding-window layers of
+                  window W at the workload's mean sequence length S (1 without them): vLLM's hybrid KV cache
+                  manager frees a windowed layer's blocks once they slide out of the window
+                  (``SlidingWindowManager`` in vllm/v1/core/single_type_kv_cache_manager.py), so those layers hold
+                  about W + one block of tokens per sequence. The simulation's blocks are all-layer blocks, so the
+                  saving is spread evenly over a sequence's life at its mean length (an approximation: a young
+                  sequence holds less than its share, an old one more).
     kv_tokens   = ⌊kv_cache / kv_per_token / block⌋ × block
     max_seqs    = min(max_num_seqs, ⌊kv_blocks / ⌈seq_tokens / block⌉⌋)
 
@@ -57,6 +64,7 @@ class MemoryPlan:
     reserve_gb: float
     kv_cache_gb: float
     kv_bytes_per_token: float
+    """At the workload's mean sequence length (sliding-window layers hold at most their window)."""
     kv_capacity_tokens: int
     max_model_len: int
     max_concurrent_seqs: int
@@ -90,6 +98,15 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, kv_bytes_per_element: 
     """KV bytes one token occupies on one GPU of a ``tp``-way replica."""
     shards = 1 if model.is_mla else max(1, min(tp, model.num_kv_heads))
     return model.kv_bytes_per_token_fp16 * (kv_bytes_per_element / 2) / shards
+
+
+def kv_window_factor(model: ModelSpec, seq_tokens: float, block_tokens: int) -> float:
+    """KV bytes per token of a ``seq_tokens``-long sequence relative to every layer holding all of it."""
+    share = model.sliding_share
+    if not share or seq_tokens <= 0 or not model.sliding_window_tokens:
+        return 1.0
+    held = min(seq_tokens, model.sliding_window_tokens + block_tokens)
+    return 1.0 - share + share * held / seq_tokens
 
 
 def _activation_bytes(model: ModelSpec, tp: int, engine: EngineSettings) -> float:
@@ -126,7 +143,8 @@ def memory_plan(
         weights=weights,
         activation=activation,
         reserve=reserve,
-        per_token=kv_bytes_per_token_per_gpu(model, tp, engine.kv_cache_bytes_per_element),
+        per_token=kv_bytes_per_token_per_gpu(model, tp, engine.kv_cache_bytes_per_element)
+        * kv_window_factor(model, mean_seq_tokens, engine.block_size_tokens),
         engine=engine,
         mean_seq_tokens=mean_seq_tokens,
         max_model_len=max_model_len,

@@ -9,7 +9,13 @@ Embeddings and the LM head stay in 16-bit in every quantised checkpoint we model
 
 Peak used for the GEMMs: bf16 → bf16 tensor cores; fp16 → fp16 tensor cores; fp8 → fp8 tensor cores (W8A8,
 needs native fp8); int4 → 16-bit tensor cores (weights dequantised on the fly); fp4 → fp4 tensor cores (W4A4,
-Blackwell).
+Blackwell), or weight-only on an NVIDIA GPU without them (``fp4_weight_only``).
+
+Why fp4 weight-only: vLLM serves NVFP4 and MXFP4 checkpoints on GPUs without fp4 tensor cores by dequantising the
+4-bit weights inside the GEMM (its FP4 Marlin kernels need compute capability 8.0, Ampere; gpt-oss's MXFP4 experts
+run the same way on Hopper). The weights stream at 4 bits, the math runs at the 16-bit peak. The benchmark set
+holds 56 such rows (gpt-oss-120b, vLLM, H100). Compute capability ≥ 8.0 is read from the catalog as "NVIDIA with
+bf16 tensor cores" (T4 and V100, 7.5 and 7.0, have none).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 from servewise.catalog import Accelerator
 from servewise.types import Precision
 
-__all__ = ["BYTES_PER_PARAM", "peak_tflops", "serving_precision", "unsupported_reason"]
+__all__ = ["BYTES_PER_PARAM", "fp4_weight_only", "peak_tflops", "serving_precision", "unsupported_reason"]
 
 BYTES_PER_PARAM: dict[Precision, float] = {
     Precision.bf16: 2.0,
@@ -35,6 +41,15 @@ def _sixteen_bit_tflops(gpu: Accelerator) -> float | None:
     return gpu.bf16_tflops or gpu.fp16_tflops
 
 
+def fp4_weight_only(gpu: Accelerator, precision: Precision) -> bool:
+    """Does ``gpu`` serve ``precision`` = fp4 as 4-bit weights with 16-bit math (no fp4 tensor cores)?"""
+    return precision is Precision.fp4 and not gpu.fp4_tflops and _marlin_capable(gpu)
+
+
+def _marlin_capable(gpu: Accelerator) -> bool:
+    return gpu.vendor == "NVIDIA" and bool(gpu.bf16_tflops)
+
+
 def peak_tflops(gpu: Accelerator, precision: Precision) -> float:
     """Dense peak TFLOP/s used for the GEMMs at ``precision``; raises ValueError if unsupported."""
     reason = unsupported_reason(gpu, precision)
@@ -43,8 +58,7 @@ def peak_tflops(gpu: Accelerator, precision: Precision) -> float:
     if precision is Precision.fp8:
         assert gpu.fp8_tflops is not None
         return gpu.fp8_tflops
-    if precision is Precision.fp4:
-        assert gpu.fp4_tflops is not None
+    if precision is Precision.fp4 and gpu.fp4_tflops:
         return gpu.fp4_tflops
     if precision is Precision.bf16:
         assert gpu.bf16_tflops is not None
@@ -71,8 +85,11 @@ def unsupported_reason(gpu: Accelerator, precision: Precision) -> str | None:
         return f"{gpu.name} has no bf16 tensor cores (serve 16-bit weights as fp16)"
     if precision is Precision.fp8 and not gpu.fp8_tflops:
         return f"{gpu.name} has no native fp8 tensor cores"
-    if precision is Precision.fp4 and not gpu.fp4_tflops:
-        return f"{gpu.name} has no native fp4 tensor cores"
+    if precision is Precision.fp4 and not gpu.fp4_tflops and not _marlin_capable(gpu):
+        return (
+            f"{gpu.name} has no fp4 tensor cores and no weight-only fp4 kernels "
+            "(vLLM's need an NVIDIA GPU with bf16, Ampere or newer)"
+        )
     if precision is Precision.int4 and gpu.vendor not in _WEIGHT_ONLY_VENDORS:
         return f"no int4 weight-only kernels for {gpu.vendor} {gpu.name}"
     return None

@@ -15,6 +15,10 @@ Per GPU, for one rank's step, with efficiencies ``e_c`` (dense GEMMs), ``e_x`` (
 
 T tokens in the step (decodes + prefill chunk tokens); S sequences sampled (LM head); pairs = Σ query × key
 positions (a decode at context c adds c, a prefill chunk of p tokens after c₀ cached ones adds p·(c₀ + p/2));
+pairs_read = Σ over the step's sequences of the KV tokens attention reads (a decode's context, a chunk's c₀).
+Sliding-window layers (a share w of the layers, window W: gpt-oss, Gemma) attend to at most W keys, so in both
+sums a context c counts as c − w·max(c − W, 0) and a chunk's pairs lose w·((c₀+p−W)₊² − (c₀−W)₊²)/2
+(``context_tokens``, ``chunk_pairs``): the coefficients stay per token of all layers, the token counts shrink.
 P_dense = active parameters minus embedding, LM head and the active routed experts P_xact = k/E · P_exp;
 A = heads × head_dim (MLA: heads × latent width); peak is the tensor peak at the weights' precision, peak16 the
 16-bit one (attention runs in 16-bit whatever the weights are). δ_dp (``dp_dispatch_s``) is the wait at each split
@@ -103,6 +107,28 @@ class StepModel:
     and prompt overheads."""
     correction: str = ""
     """What the folded correction rests on; empty without one."""
+    window_tokens: float = 0.0
+    """Sliding-window length of the windowed layers (0: every layer attends to the whole context)."""
+    window_share: float = 0.0
+    """Share of the layers that attend within ``window_tokens``."""
+
+    def context_tokens(self, context: float) -> float:
+        """KV tokens, in all-layer units, that attention reads for one sequence at ``context`` cached tokens."""
+        if not self.window_share:
+            return context
+        return context - self.window_share * max(context - self.window_tokens, 0.0)
+
+    def chunk_pairs(self, cached: float, chunk: float) -> float:
+        """Query × key pairs, in all-layer units, of a prefill chunk of ``chunk`` tokens after ``cached`` ones.
+
+        Over all layers it is ∫ position = chunk·(cached + chunk/2); a windowed layer caps each position at W,
+        which removes (x − W)²/2 of the integral up to x for x > W."""
+        pairs = chunk * (cached + chunk / 2.0)
+        if not self.window_share:
+            return pairs
+        end, window = cached + chunk, self.window_tokens
+        beyond = max(end - window, 0.0) ** 2 - max(cached - window, 0.0) ** 2
+        return pairs - self.window_share * beyond / 2.0
 
     def compute_s(self, tokens: float, sampled_seqs: float, attn_pairs: float) -> float:
         """Seconds of a step's FLOPs at the effective rates (dense GEMMs, experts, attention)."""
@@ -142,20 +168,24 @@ class StepModel:
             return (roof + fixed + self.prefill_overhead_s) * self.prefill_factor
         return roof + fixed
 
-    def decode_run_s(self, decodes: int, kv_read_tokens: float, steps: int) -> float:
+    def decode_run_s(
+        self, decodes: int, kv_read_tokens: float, steps: int, growth: float | None = None
+    ) -> float:
         """Seconds of ``steps`` consecutive decode-only steps of ``decodes`` sequences, the first reading
-        ``kv_read_tokens`` KV tokens and each next one ``decodes`` more. Closed form: each step is a max of two
-        lines in the step index, so the run is two arithmetic series split where the lines cross."""
+        ``kv_read_tokens`` KV tokens and each next one ``growth`` more (default ``decodes``; fewer when some
+        sequences are past a sliding window). Closed form: each step is a max of two lines in the step index, so
+        the run is two arithmetic series split where the lines cross."""
         if steps <= 0:
             return 0.0
         n = float(decodes)
+        grow = n if growth is None else growth
         fixed = self.allreduce_fixed_s + self.allreduce_s_per_token * n + self.overhead_s
         c0 = self.compute_s(n, n, kv_read_tokens)
-        c1 = self.attn_flops_per_pair * n / (self.attn_flops_per_s or self.flops_per_s)
+        c1 = self.attn_flops_per_pair * grow / (self.attn_flops_per_s or self.flops_per_s)
         m0 = (
             self.weight_bytes_per_step(n) + self.kv_bytes_per_token * (kv_read_tokens + n)
         ) / self.bytes_per_s
-        m1 = self.kv_bytes_per_token * n / self.bytes_per_s
+        m1 = self.kv_bytes_per_token * grow / self.bytes_per_s
         top = sum_of_max_lines(c0, c1, m0, m1, steps)
         if self.overlap_penalty:  # Σ min = Σ c + Σ m − Σ max
             both = _series(c0, c1, 0, steps) + _series(m0, m1, 0, steps)
@@ -274,6 +304,8 @@ def build_step_model(
         step_time_factor=s,
         prefill_factor=o,
         correction=_correction_text(factors),
+        window_tokens=float(model.sliding_window_tokens or 0),
+        window_share=model.sliding_share,
     )
 
 

@@ -21,7 +21,9 @@ chunks ahead — and closed formulas miss it by multiples. This replays the sche
 
 Speed: decoding sequences are kept as aggregates (count, Σ context, per-block-phase counts, a heap of finish
 steps), so a step costs O(1) plus the requests that start or end in it; runs of decode-only steps between events
-are advanced in one jump with the closed-form sum of their durations (``StepModel.decode_run_s``).
+are advanced in one jump with the closed-form sum of their durations (``StepModel.decode_run_s``). For a model
+with sliding-window layers the aggregates also count the sequences past the window (and Σ of their contexts), from
+a heap of the steps where each crosses it; a crossing ends a run, so within one every sum still grows linearly.
 
 Outputs per request: time to first token (plus the frontend's per-request overhead), time per output token, end to
 end and queueing time; per token: inter-token gaps (weighted step durations); over time: KV blocks in use. With
@@ -73,7 +75,8 @@ class StepRecord:
     pairs: list[float] = field(default_factory=list)
     kv_read: list[float] = field(default_factory=list)
     growth: list[float] = field(default_factory=list)
-    """Per step of a run, ``pairs`` and ``kv_read`` grow by this much (the number of decodes; 0 for single steps)."""
+    """Per step of a run, ``pairs`` and ``kv_read`` grow by this much (the number of decodes, less the windowed
+    layers' share of those past their window; 0 for single steps)."""
     ttft_weight: list[float] = field(default_factory=list)
     """Σ weight of requests waiting for their first token during the step."""
     tpot_weight: list[float] = field(default_factory=list)
@@ -161,6 +164,7 @@ def _weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> f
 
 class _Req:
     __slots__ = (
+        "above",
         "arrival",
         "base",
         "blocks",
@@ -192,6 +196,7 @@ class _Req:
         self.generated = 0
         self.blocks = 0
         self.base = 0
+        self.above = False
         self.epoch = 0
         self.preemptions = 0
         self.first_s = math.nan
@@ -246,6 +251,12 @@ class _Simulation:
         self.phase = [0] * self.block
         self.finishes: list[tuple[int, int, int, _Req]] = []
         self._decoding: set[int] = set()
+        self.window = int(step.window_tokens) if step.window_share else 0
+        self.window_share = step.window_share if self.window else 0.0
+        self.crossings: list[tuple[int, int, int, _Req]] = []
+        """(first step past the window, index, epoch, request) of decoding sequences still inside it."""
+        self.n_above = 0
+        self.sum_base_above = 0
         self.used = 0
         self.peak_used = 0
         self.now = 0.0
@@ -303,11 +314,8 @@ class _Simulation:
         """Preempt by recompute, at the start of step ``self.step`` (before its decodes take new blocks)."""
         _, req = self.running.popitem()
         if req.index in self._decoding:
-            self._decoding.discard(req.index)
-            self.n_dec -= 1
-            self.sum_base -= req.base
-            self.phase[req.base % self.block] -= 1
-            req.epoch += 1  # invalidates its entry in the finish heap
+            self._stop_decoding(req)
+            req.epoch += 1  # invalidates its entries in the finish and window heaps
             cached = req.base + self.step  # prompt + generated − 1: the newest token is not in the cache yet
             freed = math.ceil(cached / self.block)
             req.generated = cached - req.prompt + 1
@@ -345,7 +353,7 @@ class _Simulation:
                 need = self.phase[(-self.step) % self.block]
             self.used += need
             n_dec = self.n_dec
-            kv_read = float(self.sum_base + n_dec * self.step)
+            kv_read = self._decode_context()
             tokens = float(n_dec)
             pairs = kv_read
             sampled = float(n_dec)
@@ -373,8 +381,8 @@ class _Simulation:
                 req.blocks += extra
                 self.prefill_tokens += chunk
                 tokens += chunk
-                pairs += chunk * (req.computed + chunk / 2.0)
-                kv_read += req.computed
+                pairs += model.chunk_pairs(req.computed, chunk)
+                kv_read += model.context_tokens(req.computed)
                 budget -= chunk
                 chunks += 1
                 req.computed += chunk
@@ -403,8 +411,8 @@ class _Simulation:
                         req.scheduled_s = self.now
                     self.prefill_tokens += chunk
                     tokens += chunk
-                    pairs += chunk * (start + chunk / 2.0)
-                    kv_read += start
+                    pairs += model.chunk_pairs(start, chunk)
+                    kv_read += model.context_tokens(start)
                     budget -= chunk
                     chunks += 1
                     if req.computed >= req.target:
@@ -420,7 +428,7 @@ class _Simulation:
                 # Unreachable: with nothing running the cache is empty and every admitted request fits in it.
                 raise RuntimeError("scheduler simulation stalled: requests wait but none can be scheduled")
 
-            count = 1
+            count, growth = 1, 0.0
             if self.jump and chunks == 0 and n_dec and not self.prefilling and not self._admissible():
                 count = self._run_length(n_dec, kv_read)
             if count == 1:
@@ -431,14 +439,13 @@ class _Simulation:
                     self.itl.append(duration)
                     self.itl_weight.append(n_dec)
             else:
-                duration = model.decode_run_s(n_dec, kv_read, count)
-                self._record_run_itl(n_dec, kv_read, count)
+                growth = n_dec - self.window_share * self.n_above
+                duration = model.decode_run_s(n_dec, kv_read, count, growth)
+                self._record_run_itl(n_dec, kv_read, count, growth)
                 self.used += self._blocks_needed(1, count)
                 self.peak_used = max(self.peak_used, self.used)
             if self.record is not None:
-                self.record.add(
-                    count, tokens, sampled, pairs, kv_read, float(n_dec) if count > 1 else 0.0, ttft_w, tpot_w
-                )
+                self.record.add(count, tokens, sampled, pairs, kv_read, growth, ttft_w, tpot_w)
             self.now += duration
             last = self.step + count - 1
             self.output_tokens += n_dec * count + len(completing)
@@ -448,6 +455,40 @@ class _Simulation:
             if len(self.kv_trace) < 200_000:
                 self.kv_trace.append((self.now, self.used))
         return self._result()
+
+    def _decode_context(self) -> float:
+        """Σ over decoding sequences of the KV tokens attention reads at this step (``StepModel.context_tokens``).
+
+        A sequence's context is ``base + step``; past the window (from step ``window − base + 1`` on) its windowed
+        layers stop growing, so those sequences give back ``share × (base + step − window)`` each."""
+        total = float(self.sum_base + self.n_dec * self.step)
+        if not self.window:
+            return total
+        while self.crossings and self.crossings[0][0] <= self.step:
+            _, _, epoch, req = heapq.heappop(self.crossings)
+            if self._crossing_valid(epoch, req):
+                req.above = True
+                self.n_above += 1
+                self.sum_base_above += req.base
+        return total - self.window_share * (self.sum_base_above + self.n_above * (self.step - self.window))
+
+    def _start_decoding(self, req: _Req) -> None:
+        self._decoding.add(req.index)
+        self.n_dec += 1
+        self.sum_base += req.base
+        self.phase[req.base % self.block] += 1
+        if self.window:
+            heapq.heappush(self.crossings, (self.window - req.base + 1, req.index, req.epoch, req))
+
+    def _stop_decoding(self, req: _Req) -> None:
+        self._decoding.discard(req.index)
+        self.n_dec -= 1
+        self.sum_base -= req.base
+        self.phase[req.base % self.block] -= 1
+        if req.above:
+            req.above = False
+            self.n_above -= 1
+            self.sum_base_above -= req.base
 
     def _admissible(self) -> bool:
         """Could the head of the queue start next step? (Then the next step is not decode-only.)"""
@@ -474,6 +515,10 @@ class _Simulation:
         while self.finishes and self.finishes[0][2] != self.finishes[0][3].epoch:
             heapq.heappop(self.finishes)
         limit = self.finishes[0][0] - self.step + 1 if self.finishes else 1
+        while self.crossings and not self._crossing_valid(*self.crossings[0][2:]):
+            heapq.heappop(self.crossings)
+        if self.crossings:  # a sequence crossing its window changes the run's growth: stop before it
+            limit = min(limit, self.crossings[0][0] - self.step)
         free = self.capacity - self.used
         if free < self._blocks_needed(1, limit):
             low, high = 1, limit  # largest k with the blocks of steps 1..k−1 available
@@ -486,23 +531,28 @@ class _Simulation:
             limit = low
         if not self.closed and self.next_arrival < len(self.reqs) and limit > 1:
             gap = self.reqs[self.next_arrival].arrival - self.now
-            if self.model.decode_run_s(n_dec, kv_read, limit - 1) >= gap:
+            growth = n_dec - self.window_share * self.n_above
+            if self.model.decode_run_s(n_dec, kv_read, limit - 1, growth) >= gap:
                 low, high = 1, limit - 1  # smallest k whose steps end at or after the arrival
                 while low < high:
                     mid = (low + high) // 2
-                    if self.model.decode_run_s(n_dec, kv_read, mid) >= gap:
+                    if self.model.decode_run_s(n_dec, kv_read, mid, growth) >= gap:
                         high = mid
                     else:
                         low = mid + 1
                 limit = low
         return max(limit, 1)
 
-    def _record_run_itl(self, n_dec: int, kv_read: float, count: int) -> None:
+    def _crossing_valid(self, epoch: int, req: _Req) -> bool:
+        """Is a window-heap entry still live (same epoch, still decoding, not yet counted past the window)?"""
+        return epoch == req.epoch and not req.above and req.index in self._decoding
+
+    def _record_run_itl(self, n_dec: int, kv_read: float, count: int, growth: float) -> None:
         """A run's step durations grow linearly; keep a few evenly spaced samples, each standing for a share."""
         samples = min(count, 8)
         for j in range(samples):
             i = round(j * (count - 1) / max(samples - 1, 1))
-            kv = kv_read + n_dec * i
+            kv = kv_read + growth * i
             self.itl.append(
                 self.model.step_time_s(tokens=n_dec, sampled_seqs=n_dec, attn_pairs=kv, kv_read_tokens=kv)
             )
@@ -525,10 +575,7 @@ class _Simulation:
                 self._complete(req, req.blocks)
                 continue
             req.base = req.computed - (last + 1)
-            self._decoding.add(req.index)
-            self.n_dec += 1
-            self.sum_base += req.base
-            self.phase[req.base % self.block] += 1
+            self._start_decoding(req)
             finish = last + req.output - req.generated
             heapq.heappush(self.finishes, (finish, req.index, req.epoch, req))
 
@@ -537,10 +584,7 @@ class _Simulation:
             finish, _, epoch, req = heapq.heappop(self.finishes)
             if epoch != req.epoch:
                 continue
-            self._decoding.discard(req.index)
-            self.n_dec -= 1
-            self.sum_base -= req.base
-            self.phase[req.base % self.block] -= 1
+            self._stop_decoding(req)
             req.generated = req.output
             self._complete(req, math.ceil((req.base + finish + 1) / self.block))
 

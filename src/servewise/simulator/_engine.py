@@ -250,7 +250,7 @@ class EngineCore:
             sequence.blocks += 1
         decoders = list(self._decoding.values())
         n_dec = len(decoders)
-        kv_read = float(sum(s.cached_tokens for s in decoders))
+        kv_read = float(sum(self.model.context_tokens(s.cached_tokens) for s in decoders))
         tokens = float(n_dec)
         pairs = kv_read
         sampled = float(n_dec)
@@ -276,8 +276,8 @@ class EngineCore:
             sequence.blocks += extra
             prefill_tokens += chunk
             tokens += chunk
-            pairs += chunk * (sequence.computed + chunk / 2.0)
-            kv_read += sequence.computed
+            pairs += self.model.chunk_pairs(sequence.computed, chunk)
+            kv_read += self.model.context_tokens(sequence.computed)
             budget -= chunk
             sequence.computed += chunk
             if sequence.computed >= sequence.target:
@@ -305,8 +305,8 @@ class EngineCore:
                     head.scheduled_s = self.now_s
                 prefill_tokens += chunk
                 tokens += chunk
-                pairs += chunk * (start + chunk / 2.0)
-                kv_read += start
+                pairs += self.model.chunk_pairs(start, chunk)
+                kv_read += self.model.context_tokens(start)
                 budget -= chunk
                 if head.computed >= head.target:
                     sampled += 1

@@ -1,0 +1,46 @@
+"""Which precisions a GPU serves, at which peak: fp4 is native on Blackwell and weight-only (vLLM's FP4 Marlin) on
+older NVIDIA GPUs with bf16; nothing serves it on a T4 or an AMD GPU."""
+
+import pytest
+
+from servewise.perf import (
+    ANALYTICAL_PARAMS,
+    BYTES_PER_PARAM,
+    build_step_model,
+    peak_tflops,
+    unsupported_reason,
+)
+from servewise.perf._precision import fp4_weight_only
+from servewise.types import Precision
+from tests.factories import packaged_gpu, packaged_model
+
+
+def test_fp4_is_native_on_blackwell():
+    b200 = packaged_gpu("B200")
+    assert not fp4_weight_only(b200, Precision.fp4)
+    assert b200.fp4_tflops is not None and peak_tflops(b200, Precision.fp4) == b200.fp4_tflops
+
+
+@pytest.mark.parametrize("name", ["H100-SXM", "H200", "A100-80GB-SXM", "L40S", "L4"])
+def test_fp4_is_weight_only_at_the_16_bit_peak_on_older_nvidia_gpus(name):
+    gpu = packaged_gpu(name)
+    assert unsupported_reason(gpu, Precision.fp4) is None
+    assert fp4_weight_only(gpu, Precision.fp4)
+    assert peak_tflops(gpu, Precision.fp4) == gpu.bf16_tflops
+
+
+def test_weight_only_fp4_streams_4_bit_weights_and_computes_at_16_bit():
+    model, gpu = packaged_model("Llama-3.1-70B"), packaged_gpu("H100-SXM")
+    fp4 = build_step_model(model, gpu, 4, Precision.fp4, ANALYTICAL_PARAMS)
+    bf16 = build_step_model(model, gpu, 4, Precision.bf16, ANALYTICAL_PARAMS)
+    assert fp4.flops_per_s == bf16.flops_per_s
+    ratio = BYTES_PER_PARAM[Precision.fp4] / BYTES_PER_PARAM[Precision.bf16]
+    assert fp4.dense_weight_bytes < bf16.dense_weight_bytes * (ratio + 0.02)  # 16-bit LM head aside
+
+
+@pytest.mark.parametrize("name", ["T4", "MI300X"])  # no bf16 (compute capability 7.5); not NVIDIA
+def test_fp4_is_refused_where_no_kernel_serves_it(name):
+    reason = unsupported_reason(packaged_gpu(name), Precision.fp4)
+    assert reason is not None and reason.startswith(
+        f"{name} has no fp4 tensor cores and no weight-only fp4 kernels"
+    )
