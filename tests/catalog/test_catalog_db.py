@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -359,3 +361,27 @@ def test_a_sqlite_file_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None
             assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
         engine.dispose()
+
+
+def test_window_facts_round_trip_and_a_sliding_model_without_them_is_flagged(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    oss = catalog.model("gpt-oss-120b")
+    assert (oss.sliding_window_tokens, oss.sliding_layers) == (128, 18)
+    assert "model_missing_window" not in {f.kind for f in catalog.health(date(2026, 11, 25)).findings}
+
+    base = catalog.model("Llama-3.1-8B")
+    fields = [f for f in base.__dataclass_fields__ if f != "as_of"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for name, window, layers in (("Acme-Win-8B", 4096, 16), ("Acme-Nowin-8B", None, None)):
+        writer.writerow(
+            {**{f: getattr(base, f) for f in fields}, "name": name, "hf_id": f"acme/{name}",
+             "attention": "gqa+sliding", "sliding_window_tokens": window, "sliding_layers": layers}
+        )  # fmt: skip
+    catalog.import_csv("models", _write(tmp_path / "m.csv", out.getvalue()))
+    assert catalog.model("Acme-Win-8B").sliding_share == 0.5
+    flagged = [f for f in catalog.health(date(2026, 11, 25)).findings if f.kind == "model_missing_window"]
+    assert [f.subject for f in flagged] == ["Acme-Nowin-8B"]
+    assert "over-estimated" in flagged[0].message

@@ -144,18 +144,20 @@ def _parts(n: int, **values: float) -> CorrectionParts:
 
 def test_model_correction_is_the_shrunk_median_ratio_and_falls_back_to_the_model():
     # Predicted TTFT is all frontend overhead (1) and TPOT all decode steps (1). 20 rows of M on vllm measured
-    # 2x both, 20 on sglang 1x. (M, vllm): s = exp(ln 2 x 20 / (20 + 40)) = 2^(1/3); p solves median log(2 / p)
-    # = 0 -> 2, shrunk by 20 / (20 + 20) -> sqrt(2). (M,): the medians sit halfway (ln 2 / 2), so s shrinks by
-    # 40 / 80 -> 2^(1/4) and p by 40 / 60 -> 2^(1/3).
+    # 2x both, 20 on sglang 1x. (M,): the medians sit halfway (ln 2 / 2), shrunk toward 1: s by 40 / (40 + 40)
+    # -> 2^(1/4), p by 40 / (40 + 20) -> 2^(1/3). (M, backend) shrinks toward (M,): on vllm s = exp((20 ln 2 +
+    # 40 ln 2 / 4) / 60) = 2^(1/2), p = exp((20 ln 2 + 20 ln 2 / 3) / 40) = 2^(2/3); on sglang, measured 1x,
+    # s = exp(40 (ln 2 / 4) / 60) = 2^(1/6) and p = exp(20 (ln 2 / 3) / 40) = 2^(1/6).
     assert (SHRINK_ROWS_PREFILL, SHRINK_ROWS_STEP) == (20.0, 40.0)
     measured = np.array([2.0] * 20 + [1.0] * 20)
     parts = _parts(40, overhead=1.0, tpot_decode=1.0)
     fitted = fit_corrections(["M"] * 40, ["vllm"] * 20 + ["sglang"] * 20, measured, measured, parts)
-    assert fitted[("M", "vllm")].step_time_factor == pytest.approx(2 ** (1 / 3))
-    assert fitted[("M", "vllm")].prefill_factor == pytest.approx(2**0.5, rel=1e-6)
-    assert fitted[("M", "sglang")].prefill_factor == pytest.approx(1.0, rel=1e-6)
     assert fitted[("M",)].step_time_factor == pytest.approx(2 ** (1 / 4))
     assert fitted[("M",)].prefill_factor == pytest.approx(2 ** (1 / 3), rel=1e-6)
+    assert fitted[("M", "vllm")].step_time_factor == pytest.approx(2 ** (1 / 2))
+    assert fitted[("M", "vllm")].prefill_factor == pytest.approx(2 ** (2 / 3), rel=1e-6)
+    assert fitted[("M", "sglang")].step_time_factor == pytest.approx(2 ** (1 / 6))
+    assert fitted[("M", "sglang")].prefill_factor == pytest.approx(2 ** (1 / 6), rel=1e-6)
     table = CalibrationTable({}, "2026-01-01", "", 0, model_corrections=fitted)
     assert table.correction_for("M", "trtllm") == fitted[("M",)]  # no trtllm rows: the model's own factor
     assert table.correction_for("Other", "vllm") is None
@@ -163,10 +165,11 @@ def test_model_correction_is_the_shrunk_median_ratio_and_falls_back_to_the_model
 
 def test_the_prefill_factor_scales_prompt_steps_on_top_of_the_step_factor():
     # TTFT = s (S_d + p S_p) + p O and TPOT = s (T_d + p T_p): with TPOT all decode measured 1.5x and TTFT all
-    # prefill steps measured 3x, s -> 1.5 and p -> 2 before shrinking (200 rows: shrink factors 200/240, 200/220)
+    # prefill steps measured 3x, s -> 1.5 and p -> 2 before shrinking toward 1 (200 rows: shrink factors 200/240,
+    # 200/220); the model's factors over all backends are those of its one backend's rows
     parts = _parts(200, ttft_prefill=1.0, tpot_decode=1.0)
     fitted = fit_corrections(["M"] * 200, ["vllm"] * 200, np.full(200, 3.0), np.full(200, 1.5), parts)
-    correction = fitted[("M", "vllm")]
+    correction = fitted[("M",)]
     assert correction.step_time_factor == pytest.approx(1.5 ** (200 / 240))
     assert correction.prefill_factor == pytest.approx(
         2.0 ** (200 / 220), rel=1e-6

@@ -128,6 +128,17 @@ def check_health(
                     + (" (MLA: expected, KV size comes from the latent)" if spec.is_mla else ""),
                 )
             )
+        if "sliding" in spec.attention and not spec.sliding_share:
+            findings.append(
+                Finding(
+                    "warning",
+                    "model_missing_window",
+                    spec.name,
+                    f"model {spec.name} has {spec.attention!r} attention but no sliding_window_tokens/"
+                    "sliding_layers; its long-context KV reads and memory are over-estimated (every layer "
+                    "counted as global)",
+                )
+            )
     known_gpus = {gpu.name for gpu in snapshot.accelerators}
     orphan_offers: dict[str, list[str]] = defaultdict(list)
     for offer in snapshot.offers:

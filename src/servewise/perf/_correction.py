@@ -20,8 +20,12 @@ and prompt-carrying steps a request waits for before its first token, O the fron
 steps' shares of TPOT. s = exp(median log(measured / predicted TPOT)); then p solves median log(measured /
 predicted TTFT) = 0 at that s (bisection: the median is monotone in p, bounded to [1/20, 20]); refitting s at the
 found p (an alternation) predicted held-out TPOT worse, 16.8 % against 16.4 % median APE. Each is then shrunk,
-log f · n / (n + K), with K pseudo-rows of 'no correction', so few rows move it little; the median resists outlier
-rows. Rows are the model's on the backend, or all its rows when the backend has none; models without rows get none.
+(n · log f + K · log f₀) / (n + K), with K pseudo-rows of a prior f₀, so few rows move it little; the median resists
+outlier rows. Factors are fitted per model over all its rows (prior f₀ = 1, no correction) and per (model,
+backend), whose prior is the model's factor: a backend with few rows of the model stays near what the model's other
+rows say rather than near no correction (held out: TTFT 30.4 → 30.1 %, p90 96.3 → 94.1 %; TPOT 15.36 → 15.40 %,
+p90 46.3 → 44.2 %; gpt-oss's 5 TensorRT-LLM H100 rows no longer set that backend's factor for its B200 rows
+almost alone). Lookups take (model, backend), else the model's; models without rows get none.
 Cross-validation fits these factors only from the training rows, so
 a held-out (model, system) group never sees its own measurements.
 """
@@ -105,8 +109,9 @@ class ModelCorrection:
         return cls(float(item["step_time_factor"]), float(item["prefill_factor"]), int(item["rows"]))
 
 
-def _shrink(log_factor: float, n: int, shrink_rows: float) -> float:
-    return math.exp(log_factor * n / (n + shrink_rows))
+def _shrink(log_factor: float, n: int, shrink_rows: float, prior: float = 1.0) -> float:
+    """exp of the log factor averaged with ``shrink_rows`` pseudo-rows of ``prior``."""
+    return math.exp((log_factor * n + math.log(prior) * shrink_rows) / (n + shrink_rows))
 
 
 def _solve_prefill(measured_ttft: np.ndarray, parts: CorrectionParts, s: float) -> float:
@@ -129,13 +134,22 @@ def _solve_prefill(measured_ttft: np.ndarray, parts: CorrectionParts, s: float) 
     return math.exp((low + high) / 2.0)
 
 
-def fit_one(measured_ttft: np.ndarray, measured_tpot: np.ndarray, parts: CorrectionParts) -> ModelCorrection:
-    """One model's (shrunk) factors from its rows (the module docstring's alternation)."""
+def fit_one(
+    measured_ttft: np.ndarray,
+    measured_tpot: np.ndarray,
+    parts: CorrectionParts,
+    prior: ModelCorrection | None = None,
+) -> ModelCorrection:
+    """One model's factors from its rows (the module docstring's alternation), shrunk toward ``prior`` (the
+    model's factors over all backends, for a (model, backend) fit) or toward no correction."""
     n = len(measured_ttft)
     s = math.exp(float(np.median(np.log(measured_tpot / parts.tpot(1.0, 1.0)))))
     p = _solve_prefill(measured_ttft, parts, s)
+    prior_s, prior_p = (prior.step_time_factor, prior.prefill_factor) if prior else (1.0, 1.0)
     return ModelCorrection(
-        _shrink(math.log(s), n, SHRINK_ROWS_STEP), _shrink(math.log(p), n, SHRINK_ROWS_PREFILL), n
+        _shrink(math.log(s), n, SHRINK_ROWS_STEP, prior_s),
+        _shrink(math.log(p), n, SHRINK_ROWS_PREFILL, prior_p),
+        n,
     )
 
 
@@ -152,9 +166,10 @@ def fit_corrections(
         rows[(model,)].append(i)
         rows[(model, backend)].append(i)
     out: dict[tuple[str, ...], ModelCorrection] = {}
-    for key, indices in sorted(rows.items()):
+    for key, indices in sorted(rows.items(), key=lambda item: (len(item[0]), item[0])):  # (model,) first
         ix = np.array(indices)
-        out[key] = fit_one(measured_ttft[ix], measured_tpot[ix], parts.take(ix))
+        prior = out.get(key[:1]) if len(key) > 1 else None
+        out[key] = fit_one(measured_ttft[ix], measured_tpot[ix], parts.take(ix), prior)
     return out
 
 
