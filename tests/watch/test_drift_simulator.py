@@ -22,11 +22,15 @@ from .analysis_support import snapshot
 
 RATE_PER_REPLICA = 1.5
 WINDOW_S = 6.0
+OUTPUT_TOKENS = 32
+"""Short enough that requests sent in the window finish inside it whatever option the plan picks: a 1xL4 option
+decodes at ~80 ms per token, so 128 tokens (the plan's workload) would take longer than the window; the drift
+prediction uses the window's observed lengths."""
 
 
 async def _poisson(url: str, model: str, seed: int) -> list[RequestRecord]:
     schedule = poisson_schedule(
-        RATE_PER_REPLICA, uniform_lengths(512, 128, 1.0), requests=None, duration_s=WINDOW_S - 2.5, seed=seed
+        RATE_PER_REPLICA, uniform_lengths(512, OUTPUT_TOKENS, 1.0), requests=None, duration_s=WINDOW_S - 2.5, seed=seed
     )
     async with OpenAIStreamClient(url, model=model) as client:
         return await run_open_loop(client, schedule, duration_s=None, indices=itertools.count())
