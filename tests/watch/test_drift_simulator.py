@@ -30,7 +30,11 @@ prediction uses the window's observed lengths."""
 
 async def _poisson(url: str, model: str, seed: int) -> list[RequestRecord]:
     schedule = poisson_schedule(
-        RATE_PER_REPLICA, uniform_lengths(512, OUTPUT_TOKENS, 1.0), requests=None, duration_s=WINDOW_S - 2.5, seed=seed
+        RATE_PER_REPLICA,
+        uniform_lengths(512, OUTPUT_TOKENS, 1.0),
+        requests=None,
+        duration_s=WINDOW_S - 2.5,
+        seed=seed,
     )
     async with OpenAIStreamClient(url, model=model) as client:
         return await run_open_loop(client, schedule, duration_s=None, indices=itertools.count())
