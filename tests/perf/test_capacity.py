@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import math
 
@@ -194,3 +195,43 @@ def test_the_planners_estimate_carries_the_models_correction_and_its_provenance(
     assert step.step_time_factor == 1.5
     assert "per-model correction x1.5 step time" in fixed.basis and "50 measured vllm rows" in fixed.basis
     assert "per-model correction" not in plain.basis
+
+
+# -- fitted step shapes: overlap penalty, prefill overhead and prefill factor -----------------------------------
+
+
+def _fitted_like():
+    """The analytical step with the terms a fit adds: γ, a per-step prefill overhead and a prefill factor."""
+    step, engine = _setup(tp=2)
+    return dataclasses.replace(
+        step, overlap_penalty=0.4, prefill_overhead_s=0.004, prefill_factor=1.3
+    ), engine
+
+
+@pytest.mark.parametrize("load", [0.05, 0.5, 0.95])
+def test_the_mean_step_mixes_steps_with_and_without_prompt_work(load):
+    # A step holds n = qps·t̄ requests' work; a share q = min(1, n) of steps carries prompt tokens (one chunk per
+    # request here) and costs what the step model says of a prompt-carrying step (prefill overhead and factor);
+    # the rest cost the same work without them. γ applies to both.
+    step, _ = _fitted_like()
+    qps = load * saturation_qps(step, SHAPE)
+    t = _mean_step_s(step, _request_work(step, SHAPE), qps)
+    n = qps * t
+    share = min(1.0, n)
+    work = {key: n * value for key, value in _per_request_by_hand(SHAPE).items()}
+    without = dataclasses.replace(step, prefill_overhead_s=0.0, prefill_factor=1.0).step_time_s(**work)
+    mixed = (1.0 - share) * without + share * step.step_time_s(**work)
+    assert mixed == pytest.approx(t, rel=1e-8)
+    plain = dataclasses.replace(step, overlap_penalty=0.0, prefill_overhead_s=0.0, prefill_factor=1.0)
+    assert t > _mean_step_s(plain, _request_work(step, SHAPE), qps)  # each fitted term lengthens the step
+
+
+def test_a_fitted_step_saturates_where_its_throughput_limit_says():
+    step, engine = _fitted_like()
+    limit = saturation_qps(step, SHAPE)
+    plain = dataclasses.replace(step, overlap_penalty=0.0, prefill_overhead_s=0.0, prefill_factor=1.0)
+    assert limit < saturation_qps(plain, SHAPE)  # γ and the prefill factor cost throughput
+    work = _request_work(step, SHAPE)
+    assert math.isfinite(_mean_step_s(step, work, 0.95 * limit))
+    assert math.isinf(_mean_step_s(step, work, 1.01 * limit))
+    assert steady_state(step, SHAPE, engine, 1.01 * limit, kv_capacity_tokens=KV).overload == "throughput"

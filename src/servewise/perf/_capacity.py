@@ -152,12 +152,16 @@ def _mean_decode_context(step: StepModel, prompt: float, output: float) -> float
     return step.chunk_pairs(prompt, output) / output
 
 
-def _mean_step_s(step: StepModel, work: _RequestWork, qps: float) -> float:
-    """t̄ at rate ``qps`` (closed form, a few iterations for MoE); ``inf`` past saturation."""
+def _mean_step_s(step: StepModel, work: _RequestWork, qps: float, prefill_steps: float = 1.0) -> float:
+    """t̄ at rate ``qps``: the smallest fixed point of ``_step_of``; ``inf`` past saturation.
+
+    Start from the closed form of the plain roofline (exact when γ = 0, the model has no prefill factor and
+    prompt-carrying steps cost nothing extra — the analytical parameters); the fitted ones add terms that only
+    lengthen a step, so that start is a lower bound and the fixed point is bracketed above it and bisected."""
     fixed = step.allreduce_fixed_s + step.overhead_s
     compute_den = 1.0 - qps * (work.compute_s + work.comm_s)
     memory_den = 1.0 - qps * (work.kv_s + work.comm_s)
-    if compute_den <= 0.0 or memory_den <= 0.0:
+    if compute_den <= 0.0 or memory_den <= 0.0 or qps >= saturation_from_work(step, work):
         return math.inf
     step_s = fixed / compute_den
     for _ in range(8 if step.expert_route_fraction > 0 else 1):
@@ -165,15 +169,56 @@ def _mean_step_s(step: StepModel, work: _RequestWork, qps: float) -> float:
         weights = step.dense_weight_bytes + step.expert_weight_bytes * step.expert_fraction(tokens_per_step)
         new = max(fixed / compute_den, (weights / step.bytes_per_s + fixed) / memory_den)
         if abs(new - step_s) <= 1e-9 + 1e-6 * new:
-            return new
+            step_s = new
+            break
         step_s = new
-    return step_s
+    if _step_of(step, work, qps, prefill_steps, step_s) <= step_s * (1.0 + 1e-9):
+        return step_s
+    low, high = step_s, step_s * 1.25
+    while _step_of(step, work, qps, prefill_steps, high) > high:
+        low, high = high, high * 1.25
+        if high > _STEP_CAP_S:
+            return math.inf
+    while high - low > 1e-9 * high:
+        mid = (low + high) / 2.0
+        if _step_of(step, work, qps, prefill_steps, mid) > mid:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+_STEP_CAP_S = 3600.0
+"""A mean step longer than an hour is past saturation for any purpose here."""
+
+
+def _step_of(step: StepModel, work: _RequestWork, qps: float, prefill_steps: float, step_s: float) -> float:
+    """The mean step time implied by a mean step of ``step_s``: ``qps·step_s`` requests' work per step, of which a
+    share q = min(1, qps·step_s·prefill_steps) of steps carry prompt tokens and pay the per-layer prefill overhead
+    and the model's prefill factor (``StepModel.step_time_s``), with the overlap penalty γ on the shorter roof."""
+    n = qps * step_s
+    compute = n * work.compute_s
+    weights = step.dense_weight_bytes + step.expert_weight_bytes * step.expert_fraction(
+        max(n * work.tokens, 1.0)
+    )
+    memory = weights / step.bytes_per_s + n * work.kv_s
+    roof = max(compute, memory) + step.overlap_penalty * min(compute, memory)
+    base = roof + n * work.comm_s + step.allreduce_fixed_s + step.overhead_s
+    share = min(1.0, n * prefill_steps)
+    factor = step.prefill_factor
+    return base * (1.0 + share * (factor - 1.0)) + share * step.prefill_overhead_s * factor
 
 
 def saturation_qps(step: StepModel, shape: RequestShape) -> float:
     """The arrival rate at which the step time diverges (throughput limit, ignoring SLOs and memory)."""
-    work = _request_work(step, shape)
-    return 1.0 / (max(work.compute_s, work.kv_s) + work.comm_s)
+    return saturation_from_work(step, _request_work(step, shape))
+
+
+def saturation_from_work(step: StepModel, work: _RequestWork) -> float:
+    """1 / the seconds of one request's work at full batch: every step then carries prompt tokens (prefill factor),
+    the longer roof plus γ of the shorter, and the all-reduce time."""
+    longer, shorter = max(work.compute_s, work.kv_s), min(work.compute_s, work.kv_s)
+    return 1.0 / ((longer + step.overlap_penalty * shorter + work.comm_s) * step.prefill_factor)
 
 
 def _queue_wait_s(mean_wait_s: float, rho: float, q: float) -> float:
@@ -199,11 +244,12 @@ def _steady_state(
     needed: frozenset[int] = frozenset(range(len(QUANTILES))),
 ) -> LoadPoint:
     """``needed`` are the indices into QUANTILES to compute; the others are reported as 0 (bisection only)."""
-    step_s = _mean_step_s(step, work, qps)
+    budget = engine.max_num_batched_tokens
+    prefill_steps = max(1.0, math.ceil(shape.prompt_mean * (1.0 - shape.prefix_share) / budget))
+    step_s = _mean_step_s(step, work, qps, prefill_steps)
     inf = LatencyPercentiles(math.inf, math.inf, math.inf, math.inf)
     if math.isinf(step_s):
         return LoadPoint(qps, step_s, inf, inf, inf, math.inf, 0.0, "throughput")
-    budget = engine.max_num_batched_tokens
     prefill = shape.prompt_mean * (1.0 - shape.prefix_share)
     decode_ctx = _mean_decode_context(step, shape.prompt_mean, shape.output_mean)
     mean_decodes = qps * max(shape.output_mean - 1.0, 0.0) * step_s
