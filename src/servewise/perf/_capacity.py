@@ -166,7 +166,7 @@ def _mean_step_s(step: StepModel, work: _RequestWork, qps: float, prefill_steps:
     step_s = fixed / compute_den
     for _ in range(8 if step.expert_route_fraction > 0 else 1):
         tokens_per_step = max(qps * step_s * work.tokens, 1.0)
-        weights = step.dense_weight_bytes + step.expert_weight_bytes * step.expert_fraction(tokens_per_step)
+        weights = step.weight_bytes_per_step(tokens_per_step)
         new = max(fixed / compute_den, (weights / step.bytes_per_s + fixed) / memory_den)
         if abs(new - step_s) <= 1e-9 + 1e-6 * new:
             step_s = new
@@ -198,9 +198,7 @@ def _step_of(step: StepModel, work: _RequestWork, qps: float, prefill_steps: flo
     and the model's prefill factor (``StepModel.step_time_s``), with the overlap penalty γ on the shorter roof."""
     n = qps * step_s
     compute = n * work.compute_s
-    weights = step.dense_weight_bytes + step.expert_weight_bytes * step.expert_fraction(
-        max(n * work.tokens, 1.0)
-    )
+    weights = step.weight_bytes_per_step(max(n * work.tokens, 1.0))
     memory = weights / step.bytes_per_s + n * work.kv_s
     roof = max(compute, memory) + step.overlap_penalty * min(compute, memory)
     base = roof + n * work.comm_s + step.allreduce_fixed_s + step.overhead_s

@@ -58,8 +58,9 @@ def peak_tflops(gpu: Accelerator, precision: Precision) -> float:
     if precision is Precision.fp8:
         assert gpu.fp8_tflops is not None
         return gpu.fp8_tflops
-    if precision is Precision.fp4 and gpu.fp4_tflops:
-        return gpu.fp4_tflops
+    if precision is Precision.fp4 and not fp4_weight_only(gpu, precision):
+        assert gpu.fp4_tflops is not None
+        return gpu.fp4_tflops  # weight-only fp4 falls through to the 16-bit peak below
     if precision is Precision.bf16:
         assert gpu.bf16_tflops is not None
         return gpu.bf16_tflops
