@@ -70,6 +70,10 @@ def test_json_summary_skips_unresolvable_rows_and_matches_the_per_row_csv(cli, s
     assert document["tpot_p90_ape"] >= document["tpot_median_ape"]
     group_a = [float(r["tpot_ape"]) for r in predicted if r["system"] == GROUP_A[1]]
     assert groups[GROUP_A]["tpot_median_ape"] == pytest.approx(statistics.median(group_a), abs=0.01)
+    anatomy = document["anatomy"]
+    assert set(anatomy) == {"ttft", "tpot"}
+    assert anatomy["ttft"]["median_ape"] == pytest.approx(document["ttft_median_ape"], abs=0.01)
+    assert anatomy["tpot"]["groups"] == len(groups) and anatomy["tpot"]["rows"] == len(predicted)
 
 
 def test_table_output_shows_overall_target_and_groups(cli, subset_csv):
@@ -77,6 +81,7 @@ def test_table_output_shows_overall_target_and_groups(cli, subset_csv):
     assert code == 0
     assert "all rows" in out and "target (median)" in out and "<= 20" in out and "<= 10" in out
     assert "b200_sxm" in out and "b300_sxm" in out and "2 skipped" in out
+    assert "where the error is" in out and "typical group bias" in out
 
 
 def test_without_a_fit_the_analytical_defaults_predict(cli, subset_csv, monkeypatch):
@@ -130,8 +135,11 @@ def test_report_and_plot(cli, subset_csv, tmp_path):
     assert code == 0, err
     text = report.read_text(encoding="utf-8")
     assert text.startswith("# Servewise prediction accuracy")
-    for needle in ("## Overall", "## Per group", "## Skipped rows", "## How to reproduce", "AIConfigurator",
-                   "~650 %", "BentoML llm-optimizer", "pure roofline", "≤ 20 %", "≤ 10 %", "in-sample"):  # fmt: skip
+    needles = (
+        "## Overall", "## Where the error is", "## Per group", "## Skipped rows", "## How to reproduce",
+        "AIConfigurator", "~650 %", "BentoML llm-optimizer", "pure roofline", "≤ 20 %", "≤ 10 %", "in-sample",
+    )  # fmt: skip
+    for needle in needles:
         assert needle in text, needle
     assert f"servewise accuracy {subset_csv} --report {report} --plot {plot}" in text
     overall = next(line for line in text.splitlines() if line.startswith("| **Servewise"))

@@ -25,6 +25,7 @@ import typer
 
 from servewise.catalog import BenchmarkRow
 from servewise.errors import UsageError
+from servewise.perf._anatomy import error_anatomy
 from servewise.perf._calibrate import (
     CalibrationTable,
     RowFeatures,
@@ -179,6 +180,20 @@ def group_rows(scored: Sequence[ScoredRow]) -> list[dict[str, Any]]:
     return out
 
 
+def anatomy_of(scored: Sequence[ScoredRow]) -> dict[str, Any]:
+    """TTFT's and TPOT's error split into group bias and within-group error (``perf._anatomy``), by the per-group
+    table's groups; a metric no row has is left out."""
+    groups = [s.group for s in scored]
+    out: dict[str, Any] = {}
+    for metric in ("ttft", "tpot"):
+        measured = [getattr(s.row, f"{metric}_ms") for s in scored]
+        predicted = [getattr(s, f"{metric}_ms") for s in scored]
+        anatomy = error_anatomy(measured, predicted, groups)
+        if anatomy is not None:
+            out[metric] = anatomy.as_dict()
+    return out
+
+
 def _row_csv(scored: Sequence[ScoredRow], skipped: Sequence[tuple[BenchmarkRow, str]]) -> str:
     def num(x: float) -> str:
         return f"{x:.6g}" if math.isfinite(x) else ""
@@ -208,6 +223,12 @@ _OVERALL_COLUMNS = (
     Column("ttft_p90_ape", "TTFT p90 APE %", numeric=True),
     Column("tpot_median_ape", "TPOT median APE %", numeric=True),
     Column("tpot_p90_ape", "TPOT p90 APE %", numeric=True),
+)
+_ANATOMY_COLUMNS = (
+    Column("metric", "metric"),
+    Column("median_ape", "median APE %", numeric=True),
+    Column("group_bias_median_pct", "typical group bias %", numeric=True),
+    Column("within_group_median_ape", "median APE % without group bias (oracle)", numeric=True),
 )
 _GROUP_COLUMNS = (
     Column("model", "model"),
@@ -244,6 +265,14 @@ def _print(document: dict[str, Any], fmt: OutputFormat) -> None:
         f"calibration: {document['calibration']}"
     )
     render([overall, target], _OVERALL_COLUMNS, fmt, title=title, caption=caption, marked_row=0)
+    anatomy = [{"metric": k.upper(), **v} for k, v in document["anatomy"].items()]
+    render(
+        anatomy,
+        _ANATOMY_COLUMNS,
+        fmt,
+        title="where the error is: whole-group bias vs within-group shape",
+        caption="the last column divides each group by its own median bias (an oracle floor, not a prediction)",
+    )
     render(groups, _GROUP_COLUMNS, fmt, title="per group (model, backend, system, precision)")
 
 
@@ -316,6 +345,7 @@ def accuracy_command(
         **overall.as_dict(),
         "skipped": len(skipped),
         "targets": dict(TARGETS),
+        "anatomy": anatomy_of(scored),
         "groups": group_rows(scored),
         "skipped_rows": [
             {"source_row_id": r.source_row_id, "model": r.model, "system": r.system, "reason": reason}

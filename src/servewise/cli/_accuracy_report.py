@@ -51,6 +51,31 @@ def _version() -> str:
         return "unknown"
 
 
+def _anatomy_lines(anatomy: dict[str, dict[str, Any]]) -> list[str]:
+    """The "where the error is" section: each metric's error split into group bias and within-group shape."""
+    if not anatomy:
+        return []
+    lines = [
+        "## Where the error is",
+        "",
+        "A group (model, backend, system, precision) can be off by one factor on all its rows, or right on average "
+        "and wrong in how latency moves with load and lengths. The group bias is the median of log(predicted / "
+        "measured) over a group's rows; the last column divides every row by its own group's bias and measures "
+        "what is left. That column is an oracle, not a prediction (the bias is read off the measurements "
+        "themselves): it is the error a predictor that got every group's scale exactly right would still have.",
+        "",
+        "| metric | groups | median APE | typical group bias (median over groups) | median APE with each "
+        "group's bias removed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for metric, values in anatomy.items():
+        lines.append(
+            f"| {metric.upper()} | {values['groups']} | {_pct(values['median_ape'])} | "
+            f"{_pct(values['group_bias_median_pct'])} | {_pct(values['within_group_median_ape'])} |"
+        )
+    return [*lines, ""]
+
+
 def report_markdown(document: dict[str, Any], command: str, *, today: date | None = None) -> str:
     """The accuracy report for the JSON ``document`` of ``servewise accuracy`` and the command that made it."""
     held_out = document["mode"] == "held-out"
@@ -94,6 +119,9 @@ def report_markdown(document: dict[str, Any], command: str, *, today: date | Non
         "study's workloads rather than on these rows, and for per-request E2E latency and ITL rather than per-point "
         "mean TPOT: compare orders of magnitude, not digits.",
         "",
+    ]
+    lines += _anatomy_lines(document.get("anatomy", {}))
+    lines += [
         "## Per group",
         "",
         "| model | backend | system | precision | rows | TTFT median APE | TTFT p90 APE | TPOT median APE | "
