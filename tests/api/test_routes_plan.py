@@ -96,6 +96,8 @@ def test_predict_closed_loop(api: httpx.Client) -> None:
     assert 0 < document["latency_ms"]["ttft"]["p50"] <= document["latency_ms"]["ttft"]["p99"]
     both = api.post("/predict", json={**body, "concurrency": 2, "qps": 1})
     assert both.status_code == 422
+    dense = api.post("/predict", json={**body, "concurrency": 2, "tp": 2, "expert_parallel": True})
+    assert dense.status_code == 400 and "is dense" in dense.json()["error"]["message"]
 
 
 def test_deploy_zip_holds_valid_manifests_and_reports_the_check(

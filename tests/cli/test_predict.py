@@ -150,6 +150,27 @@ def test_calibration_table_supplies_the_parameters(cli, tmp_path: Path):
     assert document["provenance"] == "analytical" and "other GPUs" in document["basis"]
 
 
+def test_expert_parallel_is_the_calibration_rows_all_to_all(cli, analytical):
+    """--expert-parallel predicts what the calibration simulates for a row with moe_ep > 1: the same setup,
+    with one all-to-all per MoE layer instead of the tensor-sliced experts."""
+    moe = ("--model", "gpt-oss-20b", *POINT[2:], "--tp", "2", "--concurrency", "16")
+    split = _json(cli, *moe, "--expert-parallel")
+    sliced = _json(cli, *moe)
+    assert split["expert_parallel"] is True and sliced["expert_parallel"] is False
+    data = load_packaged(benchmarks=False)
+    model = next(m for m in data.models if m.name == "gpt-oss-20b")
+    gpu = next(g for g in data.accelerators if g.name == "H100-SXM")
+    for document, expert_parallel in ((split, True), (sliced, False)):
+        setup = setup_for_point(
+            model, gpu, Precision.bf16, "vllm", tp=2, isl=1024, osl=256, concurrency=16,
+            expert_parallel=expert_parallel,
+        )  # fmt: skip
+        assert not isinstance(setup, str)
+        point = simulate_point(setup, ANALYTICAL_PARAMS)
+        assert document["latency_ms"]["tpot"]["mean"] == pytest.approx(point.tpot_ms, abs=1e-3)
+    assert split["latency_ms"]["tpot"]["mean"] != sliced["latency_ms"]["tpot"]["mean"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -174,6 +195,11 @@ def test_calibration_table_supplies_the_parameters(cli, tmp_path: Path):
         ),
         ((*POINT, "--tp", "3", "--qps", "1"), "--tp 3 does not split Llama-3.1-8B's 32 attention heads"),
         ((*POINT, "--qps", "1", "--backend", "tgi"), "tgi"),
+        ((*POINT, "--tp", "2", "--qps", "1", "--expert-parallel"), "Llama-3.1-8B is dense: drop it"),
+        (
+            ("--model", "gpt-oss-20b", *POINT[2:], "--qps", "1", "--expert-parallel"),
+            "--expert-parallel needs more than one GPU per replica",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(cli, args, message):

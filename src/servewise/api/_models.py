@@ -212,6 +212,9 @@ class PredictRequest(BaseModel):
     tp: int = Field(default=1, ge=1, le=16)
     dp: int = Field(default=1, ge=1, le=16)
     backend: Backend = Backend.vllm
+    expert_parallel: bool = Field(
+        default=False, description="MoE: split the experts by expert over the replica's GPUs, not by tensor"
+    )
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     qps: float | None = Field(
         default=None, ge=0.001, le=10000, allow_inf_nan=False, description="open loop: requests per second"

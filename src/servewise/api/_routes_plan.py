@@ -90,6 +90,7 @@ def predict(body: PredictRequest, db_url: DbUrl) -> dict[str, Any]:
         max_num_seqs=body.max_num_seqs,
         seed=body.seed,
         db_url=db_url,
+        expert_parallel=body.expert_parallel,
     )
 
 

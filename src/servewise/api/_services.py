@@ -270,6 +270,7 @@ def predict_for(
     max_num_seqs: int | None = None,
     seed: int = 0,
     db_url: str | None = None,
+    expert_parallel: bool = False,
 ) -> dict[str, Any]:
     """The predict document (``servewise predict --format json``) with the packaged calibration fit."""
     try:
@@ -300,6 +301,7 @@ def predict_for(
         max_num_seqs=max_num_seqs,
         seed=seed,
         calibration=(table, label),
+        expert_parallel=expert_parallel,
     )
 
 

@@ -63,7 +63,7 @@ def _print(document: dict[str, Any], fmt: OutputFormat) -> None:
     title = (
         f"{document['model']} {document['precision']} on "
         f"{placement_text(document['tp'], document['dp'], document['gpu'])}"
-        f" ({document['backend']}): {how}, {shape}"
+        f" ({document['backend']}{', expert-parallel' if document['expert_parallel'] else ''}): {how}, {shape}"
     )
     render(rows, _COLUMNS, fmt, title=title)
     if fmt is OutputFormat.csv:
@@ -103,6 +103,13 @@ def predict_command(
     tp: Annotated[int, typer.Option("--tp", min=1, help="tensor-parallel GPUs per replica")] = 1,
     dp: Annotated[int, typer.Option("--dp", min=1, help="attention data-parallel ranks")] = 1,
     backend: Annotated[Backend, typer.Option("--backend", help="serving engine")] = Backend.vllm,
+    expert_parallel: Annotated[
+        bool,
+        typer.Option(
+            "--expert-parallel",
+            help="MoE: split the experts by expert over the replica's GPUs (all-to-all), not by tensor",
+        ),
+    ] = False,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="closed loop: concurrent clients")
     ] = None,
@@ -151,5 +158,6 @@ def predict_command(
         max_num_seqs=max_num_seqs,
         seed=seed,
         calibration=load_calibration(calibration),
+        expert_parallel=expert_parallel,
     )
     _print(document, fmt)

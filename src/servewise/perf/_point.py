@@ -97,6 +97,7 @@ def _document(
         "dp": dp,
         "precision": str(setup.precision),
         "backend": setup.backend,
+        "expert_parallel": setup.expert_parallel,
         "load": load,
         "latency_ms": _latency(result),
         "output_tokens_per_s": round(result.output_tokens_per_s * dp, 2),
@@ -127,6 +128,15 @@ def _document(
     }
 
 
+def expert_parallel_reason(spec: ModelSpec, gpus: int) -> str | None:
+    """Why ``spec`` on ``gpus`` GPUs cannot split its experts by expert, or None."""
+    if not (spec.moe_num_experts and spec.moe_num_experts > 1):
+        return f"--expert-parallel splits a mixture-of-experts model's experts; {spec.name} is dense: drop it"
+    if gpus < 2:
+        return "--expert-parallel needs more than one GPU per replica: add --tp N or --dp N (N >= 2)"
+    return None
+
+
 def predict_point(
     spec: ModelSpec,
     accelerator: Accelerator,
@@ -143,10 +153,13 @@ def predict_point(
     max_num_seqs: int | None = None,
     seed: int = 0,
     calibration: tuple[CalibrationTable | None, str] = (None, "analytical defaults"),
+    expert_parallel: bool = False,
 ) -> dict[str, Any]:
     """The predict document (latency percentiles in ms, throughput, engine, provenance) of ``spec`` on ``tp`` x
     ``accelerator`` under ``concurrency`` clients or ``qps`` Poisson requests/s (exactly one); ``calibration`` is
-    the table of fitted efficiencies (None: the analytical defaults) and the label saying which."""
+    the table of fitted efficiencies (None: the analytical defaults) and the label saying which;
+    ``expert_parallel`` splits a MoE's routed experts by expert over the replica's GPUs (vLLM's
+    ``--enable-expert-parallel``: an all-to-all per MoE layer) instead of slicing every expert by tensor."""
     if (concurrency is None) == (qps is None):
         raise UsageError(
             "give exactly one of --concurrency (closed loop, as a benchmark) or --qps (open loop, Poisson)"
@@ -155,7 +168,7 @@ def predict_point(
         raise UsageError(
             f"--qps must be a positive number of requests per second, at least {MIN_QPS:g} (got {qps})"
         )
-    reason = tp_reason(spec, tp)
+    reason = tp_reason(spec, tp) or (expert_parallel_reason(spec, tp * dp) if expert_parallel else None)
     if reason:
         raise UsageError(reason)
     if concurrency is None:
@@ -175,6 +188,7 @@ def predict_point(
         concurrency=clients,
         max_num_seqs=max_num_seqs,
         seed=seed,
+        expert_parallel=expert_parallel,
     )
     if isinstance(setup, str):
         raise UsageError(f"{spec.name} {precision} on {placement_text(tp, dp, accelerator.name)}: {setup}")
