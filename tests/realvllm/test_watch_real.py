@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,8 @@ LOAD_DELAY_S = 1.5
 """The load starts after the watch's first (baseline) scrape (in-process, ``watch`` reaches it in well under 1 s;
 the test checks the order from the report's ``started_at``)."""
 WINDOW_S, INTERVAL_S = 18.0, 1.0
-"""The load takes ~6–8 s on the 2-core machine; the window holds it with room (twice that, for a busy machine)."""
+"""The load takes ~6–8 s on an idle 2-core machine; the window holds it with room. On a busy machine (17 s seen in CI)
+the test watches once more with a window sized from the load it saw."""
 CPU_WORKLOAD: dict[str, Any] = {
     "name": "cpu-watch-test",
     "traffic": {"qps": 0.05, "prompt_tokens": 128, "output_tokens": OUTPUT_TOKENS},
@@ -110,9 +113,25 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
     return run
 
 
-def test_watch_reports_the_real_servers_queue_and_preemptions(
-    real_vllm: RealVllm, cpu_plan_file: Path, cli: CliRun, tmp_path: Path
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """One ``watch`` over one load: what the CLI said and wrote, what the clients saw, the server's state around it."""
+
+    code: int
+    out: str
+    err: str
+    document: dict[str, Any]
+    results: list[dict[str, Any]]
+    load_started: datetime
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    @property
+    def load_s(self) -> float:
+        return max(r["e2e_s"] for r in self.results)
+
+
+def _watch_one_load(real_vllm: RealVllm, plan: Path, cli: CliRun, report: Path, window_s: float) -> Watched:
     wait_idle(real_vllm.base_url)
     before = _server_state(real_vllm.base_url)
     results: list[dict[str, Any]] = []
@@ -122,19 +141,39 @@ def test_watch_reports_the_real_servers_queue_and_preemptions(
         daemon=True,
     )
     load.start()
-    report = tmp_path / "watch.json"
     code, out, err = cli(
-        "watch", "--plan", str(cpu_plan_file), "--endpoint", real_vllm.metrics_url,
-        "--window", f"{WINDOW_S:g}s", "--interval", f"{INTERVAL_S:g}s", "-o", str(report),
+        "watch", "--plan", str(plan), "--endpoint", real_vllm.metrics_url,
+        "--window", f"{window_s:g}s", "--interval", f"{INTERVAL_S:g}s", "-o", str(report),
     )  # fmt: skip
-    load.join(timeout=60)
-    after = _server_state(real_vllm.base_url)
+    load.join(timeout=180)
     assert len(results) == REQUESTS, "the load did not finish"
+    after = _server_state(real_vllm.base_url)
     document = json.loads(report.read_text())
+    return Watched(code, out, err, document, results, load_started[0], before, after)
+
+
+def _holds(watched: Watched, window_s: float) -> bool:
+    """Whether the window held the whole load (it starts ``LOAD_DELAY_S`` in; the last scrape may be an interval
+    before the window's end)."""
+    return watched.load_s < window_s - LOAD_DELAY_S - INTERVAL_S
+
+
+def test_watch_reports_the_real_servers_queue_and_preemptions(
+    real_vllm: RealVllm, cpu_plan_file: Path, cli: CliRun, tmp_path: Path
+) -> None:
+    window_s = WINDOW_S
+    watched = _watch_one_load(real_vllm, cpu_plan_file, cli, tmp_path / "watch.json", window_s)
+    if not _holds(watched, window_s):
+        # a busy machine (a CI neighbour) slowed the load past the window: once more, with a window sized from
+        # the load just seen; the assertions below then hold for that second watch and its own load
+        window_s = math.ceil(2 * watched.load_s + LOAD_DELAY_S + INTERVAL_S)
+        watched = _watch_one_load(real_vllm, cpu_plan_file, cli, tmp_path / "watch-again.json", window_s)
+    code, out, err, document = watched.code, watched.out, watched.err, watched.document
+    results, before, after = watched.results, watched.before, watched.after
     o = document["observation"]
-    assert datetime.fromisoformat(o["started_at"]) < load_started[0], "the watch began after the load"
-    assert max(r["e2e_s"] for r in results) < WINDOW_S - LOAD_DELAY_S - INTERVAL_S, (
-        "the load outlasted the window: the machine is too busy for this test's timing"
+    assert datetime.fromisoformat(o["started_at"]) < watched.load_started, "the watch began after the load"
+    assert _holds(watched, window_s), (
+        f"the load ({watched.load_s:.1f} s) outlasted a {window_s:g} s window twice: the machine is too busy"
     )
 
     # the server's own account of the load: queueing and preemptions did happen
