@@ -56,3 +56,25 @@ def _never_the_users_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """No test may read or write the real catalog under the user data dir: default every test to a temp file."""
     if "SERVEWISE_DB_URL" not in os.environ:
         monkeypatch.setenv("SERVEWISE_DB_URL", f"sqlite:///{tmp_path / 'default-catalog.db'}")
+
+
+REAL_VLLM_TESTS = Path(__file__).parent / "realvllm"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For ``pytest -n 2 --dist loadgroup`` (pytest-xdist, the README's test command):
+
+    - every real-vLLM test goes to one worker: they share one ~3 GB server (a package-scoped fixture), which a
+      second worker would start again;
+    - the group scheduler keys work by node id, so two tests with one id would run once, silently; that is an
+      error here (it happened with schemathesis's fuzz items under pytest 9, hence pytest<9 in pyproject).
+    """
+    seen: set[str] = set()
+    for item in items:
+        if item.nodeid in seen:
+            raise pytest.UsageError(
+                f"two collected tests share the node id {item.nodeid}: pytest-xdist would run only one of them"
+            )
+        seen.add(item.nodeid)
+        if REAL_VLLM_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("realvllm"))
