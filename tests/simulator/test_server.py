@@ -183,14 +183,16 @@ def test_a_saturated_replica_queues_later_requests(l4_config: SimulatorConfig) -
     running count never exceeds max_num_seqs."""
     import threading
 
-    config = variant(l4_config, engine=SimEngine(8, 2048, 1750), speed=5.0)
+    # speed 2 and 16 tokens: each wave runs ~0.6 s, long enough for the /metrics poller to see it on a busy machine
+    # (at speed 5 and 6 tokens a wave took ~0.1 s, and in one CI run the poller saw none)
+    config = variant(l4_config, engine=SimEngine(8, 2048, 1750), speed=2.0)
     with serve_in_background(config) as url:
         stop: list[bool] = []
         seen: list[float] = []
         poller = threading.Thread(target=_poll_running, args=(url, stop, seen))
         poller.start()
         try:
-            ttfts = asyncio.run(_ttfts(url, config.served_model, 32, 6))
+            ttfts = asyncio.run(_ttfts(url, config.served_model, 32, 16))
         finally:
             stop.append(True)
             poller.join()
