@@ -22,16 +22,8 @@ from ._cpu import cpu_labels, cpu_offers, cpu_step_model
 from ._executor import Executor
 from ._plan import PLAN_SCHEMA_VERSION, Candidate, Plan, PlanOption, Rejection
 from ._rank import explain_choice
-from ._search import (
-    ParamsLookup,
-    _assumptions,
-    _Context,
-    _pick,
-    _refine_by_simulation,
-    _Sizing,
-    max_model_len,
-    request_shape,
-)
+from ._search import ParamsLookup, _assumptions, _pick, max_model_len, request_shape
+from ._sizing import ReplicaContext, Sizing, refine_by_simulation
 
 __all__ = ["MODELS_PER_CHUNK", "plan_in_chunks", "step_model_for"]
 
@@ -76,7 +68,7 @@ def _plan_chunk(inputs: _SweepInputs, models: tuple[str, ...]) -> Plan:
     )
 
 
-class _Contexts(dict[Candidate, _Context]):
+class _Contexts(dict[Candidate, ReplicaContext]):
     """Contexts rebuilt on first use: only the options the simulation pass re-sizes need one."""
 
     def __init__(self, options: Sequence[PlanOption], inputs: _SweepInputs) -> None:
@@ -84,13 +76,13 @@ class _Contexts(dict[Candidate, _Context]):
         self._options = {o.candidate: o for o in options}
         self._inputs = inputs
 
-    def __missing__(self, candidate: Candidate) -> _Context:
+    def __missing__(self, candidate: Candidate) -> ReplicaContext:
         option = self._options[candidate]
         inputs = self._inputs
         constraints = inputs.workload.constraints
         if candidate.cpu is not None:  # a CPU option (planner/_cpu.py)
             step = cpu_step_model(candidate, inputs.catalog, CPU_ANALYTICAL_PARAMS)
-            cpu_context = _Context(
+            cpu_context = ReplicaContext(
                 step, option.perf.memory, cpu_offers(candidate, inputs.catalog, constraints)
             )
             self[candidate] = cpu_context
@@ -98,7 +90,7 @@ class _Contexts(dict[Candidate, _Context]):
         offers = allowed_offers(
             inputs.catalog.offers, candidate.gpu, pricing=constraints.pricing, providers=constraints.providers
         )
-        context = _Context(
+        context = ReplicaContext(
             step_model_for(option, inputs.catalog, inputs.params_for), option.perf.memory, tuple(offers)
         )
         self[candidate] = context
@@ -144,8 +136,8 @@ def plan_in_chunks(
     shape = request_shape(workload)
     peak, avg = workload.traffic.peak_qps, workload.traffic.avg_qps
     costs: dict[tuple[str, int, int], CostEstimate | None] = {}
-    sizing = _Sizing(workload, shape, workload.slo.targets(), peak, avg, rejected, costs)
-    ranked = _refine_by_simulation(options, _Contexts(options, inputs), sizing, simulate_top)
+    sizing = Sizing(workload, shape, workload.slo.targets(), peak, avg, rejected, costs)
+    ranked = refine_by_simulation(options, _Contexts(options, inputs), sizing, simulate_top)
     return Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         workload=workload,
