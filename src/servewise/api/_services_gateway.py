@@ -104,34 +104,23 @@ def budget_rows(db_url: str | None = None) -> list[dict[str, Any]]:
     configured with Redis keeps live counters there: see `servewise gateway budgets show -c`); ``[]`` when the
     database has no gateway tables."""
     from servewise.gateway import SqlBudgetStore
-    from servewise.gateway._admin import budget_document
+    from servewise.gateway._admin import budget_usage_documents
 
     engine = _gateway_engine(db_url)
     if engine is None:
         return []
     store = SqlBudgetStore(engine)
 
-    async def read() -> list[Any]:
+    async def read() -> list[dict[str, Any]]:
         try:
-            refs = await store.list_budgets()
-            return list(await store.usage(refs, datetime.now(UTC)))
+            return await budget_usage_documents(store)
         finally:
             await store.close()
 
     try:
-        usage = asyncio.run(read())
+        return asyncio.run(read())
     finally:
         engine.dispose()
-    return [
-        {
-            **budget_document(u.budget),
-            "window_start": u.window_start.isoformat(),
-            "resets_at": u.resets_at.isoformat(),
-            "spent_usd": round(u.spent_micro_usd / 1e6, 6),
-            "reserved_usd": round(u.reserved_micro_usd / 1e6, 6),
-        }
-        for u in usage
-    ]
 
 
 def _utc(moment: datetime | None) -> datetime | None:

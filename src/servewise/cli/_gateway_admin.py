@@ -245,29 +245,18 @@ def budgets_show_command(
     config: ConfigOpt = None, db_url: DbUrlOpt = None, fmt: FormatOpt = OutputFormat.table
 ) -> None:
     """Every budget with its current window's spend and reservations, and when it resets."""
-    from servewise.gateway._admin import budget_document
+    from servewise.gateway._admin import budget_usage_documents
 
     with _engine(config, db_url) as (engine, loaded):
         store = _store(engine, loaded)
 
-        async def read() -> list[Any]:
+        async def read() -> list[dict[str, Any]]:
             try:
-                refs = await store.list_budgets()
-                return list(await store.usage(refs, datetime.now(UTC)))
+                return await budget_usage_documents(store)
             finally:
                 await store.close()
 
-        usage = _run(read)
-    documents = [
-        {
-            **budget_document(u.budget),
-            "window_start": u.window_start.isoformat(),
-            "resets_at": u.resets_at.isoformat(),
-            "spent_usd": round(u.spent_micro_usd / 1e6, 6),
-            "reserved_usd": round(u.reserved_micro_usd / 1e6, 6),
-        }
-        for u in usage
-    ]
+        documents = _run(read)
     rows = [_dollars_shown(d) for d in documents]
     render(rows, _BUDGET_COLUMNS, fmt, title="budgets", json_document=documents)
 

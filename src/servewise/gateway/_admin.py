@@ -9,7 +9,7 @@ constant-time. Database calls run in a thread so the event loop keeps serving re
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from servewise.errors import ServewiseError
 
-from ._budgets import BudgetRef, usd_to_micro_round
+from ._budgets import BudgetRef, BudgetStore, usd_to_micro_round
 from ._services import GatewayServices
 from ._spend_report import spend_report
 from ._tenancy import ApiKeyInfo, admin_key_matches, create_key, list_keys, revoke_key
@@ -80,6 +80,22 @@ def budget_document(ref: BudgetRef) -> dict[str, Any]:
         "action": ref.action,
         "downgrade_route": ref.downgrade_route,
     }
+
+
+async def budget_usage_documents(store: BudgetStore, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every budget with its current window's spend and reservations in dollars, and when the window resets: what
+    ``GET /admin/budgets``, ``servewise gateway budgets show`` and the web/REST budget views all show."""
+    refs = await store.list_budgets()
+    return [
+        {
+            **budget_document(u.budget),
+            "window_start": u.window_start.isoformat(),
+            "resets_at": u.resets_at.isoformat(),
+            "spent_usd": round(u.spent_micro_usd / 1e6, 6),
+            "reserved_usd": round(u.reserved_micro_usd / 1e6, 6),
+        }
+        for u in await store.usage(refs, now or datetime.now(UTC))
+    ]
 
 
 def _error_response(err: AdminError) -> JSONResponse:
@@ -163,22 +179,7 @@ def admin_router(app: FastAPI, services: GatewayServices) -> APIRouter:
 
     @router.get("/budgets")
     async def budgets() -> dict[str, Any]:
-        from datetime import UTC
-
-        refs = await services.store.list_budgets()
-        usage = await services.store.usage(refs, datetime.now(UTC))
-        return {
-            "budgets": [
-                {
-                    **budget_document(u.budget),
-                    "window_start": u.window_start.isoformat(),
-                    "resets_at": u.resets_at.isoformat(),
-                    "spent_usd": u.spent_micro_usd / 1e6,
-                    "reserved_usd": u.reserved_micro_usd / 1e6,
-                }
-                for u in usage
-            ]
-        }
+        return {"budgets": await budget_usage_documents(services.store)}
 
     @router.get("/spend")
     async def spend(
