@@ -52,9 +52,13 @@ def chromium_executable() -> str:
     return DEFAULT_CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable: str) -> Iterator[Browser]:
-    """One headless Chromium for the session (pages and contexts are per test)."""
+    """One headless Chromium per test module (pages and contexts are per test).
+
+    Not per session: Playwright's sync API keeps an event loop running on the main thread while it is open, so any
+    later test calling ``asyncio.run`` fails; under pytest-xdist such tests can follow a browser test on the same
+    worker. Module scope closes it as soon as the worker moves on to another module."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
