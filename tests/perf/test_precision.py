@@ -1,5 +1,6 @@
 """Which precisions a GPU serves, at which peak: fp4 is native on Blackwell and weight-only (vLLM's FP4 Marlin) on
-older NVIDIA GPUs with bf16; nothing serves it on a T4 or an AMD GPU."""
+older NVIDIA GPUs with bf16; nothing serves it on a T4 or an AMD GPU. fp8 likewise: native from Ada and Hopper on,
+weight-only (FP8 Marlin) on Ampere, refused on a T4 or a V100."""
 
 import pytest
 
@@ -10,14 +11,14 @@ from servewise.perf import (
     peak_tflops,
     unsupported_reason,
 )
-from servewise.perf._precision import fp4_weight_only
+from servewise.perf._precision import weight_only
 from servewise.types import Precision
 from tests.factories import packaged_gpu, packaged_model
 
 
 def test_fp4_is_native_on_blackwell():
     b200 = packaged_gpu("B200")
-    assert not fp4_weight_only(b200, Precision.fp4)
+    assert not weight_only(b200, Precision.fp4)
     assert b200.fp4_tflops is not None and peak_tflops(b200, Precision.fp4) == b200.fp4_tflops
 
 
@@ -25,7 +26,7 @@ def test_fp4_is_native_on_blackwell():
 def test_fp4_is_weight_only_at_the_16_bit_peak_on_older_nvidia_gpus(name):
     gpu = packaged_gpu(name)
     assert unsupported_reason(gpu, Precision.fp4) is None
-    assert fp4_weight_only(gpu, Precision.fp4)
+    assert weight_only(gpu, Precision.fp4)
     assert peak_tflops(gpu, Precision.fp4) == gpu.bf16_tflops
 
 
@@ -43,4 +44,36 @@ def test_fp4_is_refused_where_no_kernel_serves_it(name):
     reason = unsupported_reason(packaged_gpu(name), Precision.fp4)
     assert reason is not None and reason.startswith(
         f"{name} has no fp4 tensor cores and no weight-only fp4 kernels"
+    )
+
+
+@pytest.mark.parametrize("name", ["H100-SXM", "L4", "L40S", "MI300X"])
+def test_fp8_is_native_where_the_gpu_has_fp8_tensor_cores(name):
+    gpu = packaged_gpu(name)
+    assert not weight_only(gpu, Precision.fp8)
+    assert gpu.fp8_tflops is not None and peak_tflops(gpu, Precision.fp8) == gpu.fp8_tflops
+
+
+@pytest.mark.parametrize("name", ["A100-80GB-SXM", "A100-40GB-SXM", "A10G"])
+def test_fp8_is_weight_only_at_the_16_bit_peak_on_ampere(name):
+    gpu = packaged_gpu(name)
+    assert gpu.fp8_tflops is None and unsupported_reason(gpu, Precision.fp8) is None
+    assert weight_only(gpu, Precision.fp8)
+    assert peak_tflops(gpu, Precision.fp8) == gpu.bf16_tflops
+
+
+def test_weight_only_fp8_halves_the_weight_stream_and_keeps_the_16_bit_math():
+    """What W8A16 buys on an A100: a decode step (memory-bound) reads half the weights; the GEMM peak is bf16."""
+    model, gpu = packaged_model("Llama-3.1-8B"), packaged_gpu("A100-80GB-SXM")
+    fp8 = build_step_model(model, gpu, 1, Precision.fp8, ANALYTICAL_PARAMS)
+    bf16 = build_step_model(model, gpu, 1, Precision.bf16, ANALYTICAL_PARAMS)
+    assert fp8.flops_per_s == bf16.flops_per_s
+    assert fp8.dense_weight_bytes < 0.55 * bf16.dense_weight_bytes  # the 16-bit LM head aside
+
+
+@pytest.mark.parametrize("name", ["T4", "V100-SXM2-32GB"])
+def test_fp8_is_refused_without_marlin(name):
+    reason = unsupported_reason(packaged_gpu(name), Precision.fp8)
+    assert reason is not None and reason.startswith(
+        f"{name} has no fp8 tensor cores and no weight-only fp8 kernels"
     )

@@ -110,9 +110,12 @@ def test_quality_floor_and_context_length_reject_whole_models():
 
 
 def test_precision_support_is_checked_per_gpu():
-    plan = _plan(traffic={"qps": 5}, constraints={"precisions": ["fp8"], "gpus": ["A10G", "L40S"]})
-    assert any(r.stage == "precision" and r.gpu == "A10G" for r in plan.rejected)
-    assert all(o.candidate.precision is Precision.fp8 and o.candidate.gpu == "L40S" for o in plan.options)
+    """fp8: native on the L40S, weight-only (FP8 Marlin) on the A10G, nothing on the T4 (no bf16, pre-Ampere)."""
+    plan = _plan(traffic={"qps": 5}, constraints={"precisions": ["fp8"], "gpus": ["T4", "A10G", "L40S"]})
+    refused = [r for r in plan.rejected if r.stage == "precision"]
+    assert [r.gpu for r in refused] == ["T4"] and "no weight-only fp8 kernels" in refused[0].reason
+    assert {o.candidate.gpu for o in plan.options} == {"A10G", "L40S"}
+    assert all(o.candidate.precision is Precision.fp8 for o in plan.options)
 
 
 def test_spot_pricing_is_cheaper_for_the_same_choice():

@@ -49,7 +49,7 @@ from ._point import (
     predict_point,
     tp_reason,
 )
-from ._precision import BYTES_PER_PARAM, peak_tflops, serving_precision, unsupported_reason
+from ._precision import BYTES_PER_PARAM, peak_tflops, serving_precision, unsupported_reason, weight_only
 from ._roofline import StepModel, build_step_model
 from ._scheduler import SimEngine, SimResult, simulate
 from ._simcapacity import SimPoint, simulated_max_qps, simulated_point
@@ -114,4 +114,5 @@ __all__ = [
     "uniform_lengths",
     "unsupported_reason",
     "weight_bytes",
+    "weight_only",
 ]
