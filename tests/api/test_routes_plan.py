@@ -98,6 +98,10 @@ def test_predict_closed_loop(api: httpx.Client) -> None:
     assert both.status_code == 422
     dense = api.post("/predict", json={**body, "concurrency": 2, "tp": 2, "expert_parallel": True})
     assert dense.status_code == 400 and "is dense" in dense.json()["error"]["message"]
+    too_long = api.post(
+        "/predict", json={**body, "model": "Mistral-7B-v0.3", "isl": 32700, "osl": 100, "concurrency": 1}
+    )
+    assert too_long.status_code == 400 and "context is 32768 tokens" in too_long.json()["error"]["message"]
 
 
 def test_deploy_zip_holds_valid_manifests_and_reports_the_check(

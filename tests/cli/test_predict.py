@@ -200,6 +200,23 @@ def test_expert_parallel_is_the_calibration_rows_all_to_all(cli, analytical):
             ("--model", "gpt-oss-20b", *POINT[2:], "--qps", "1", "--expert-parallel"),
             "--expert-parallel needs more than one GPU per replica",
         ),
+        (
+            (
+                "--model",
+                "Mistral-7B-v0.3",
+                "--gpu",
+                "H100-SXM",
+                "--precision",
+                "bf16",
+                "--isl",
+                "32700",
+                "--osl",
+                "100",
+                "--concurrency",
+                "1",
+            ),
+            "Mistral-7B-v0.3's context is 32768 tokens; --isl 32700 + --osl 100 = 32800 do not fit",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(cli, args, message):

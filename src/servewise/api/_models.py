@@ -207,7 +207,12 @@ class PredictRequest(BaseModel):
     model: str = Field(min_length=1, max_length=200, description="model name or Hugging Face id")
     gpu: str = Field(min_length=1, max_length=200, description="GPU name, e.g. H100-SXM")
     precision: Precision
-    isl: int = Field(ge=1, le=131072, description="prompt tokens (each request: 80-100% of it)")
+    isl: int = Field(
+        ge=1,
+        le=131072,
+        description="prompt tokens (each request: 80-100% of it); isl + osl must fit the model's context, and this "
+        "server simulates at most 131,072 (the CLI has no such cap)",
+    )
     osl: int = Field(ge=1, le=16384, description="output tokens (each request: 80-100% of it)")
     tp: int = Field(default=1, ge=1, le=16)
     dp: int = Field(default=1, ge=1, le=16)

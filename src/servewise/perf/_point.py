@@ -171,6 +171,11 @@ def predict_point(
     reason = tp_reason(spec, tp) or (expert_parallel_reason(spec, tp * dp) if expert_parallel else None)
     if reason:
         raise UsageError(reason)
+    if isl + osl > spec.max_context:  # the planner's "context" rejection, for one configuration
+        raise UsageError(
+            f"{spec.name}'s context is {spec.max_context} tokens; --isl {isl} + --osl {osl} = {isl + osl} do not "
+            "fit: shorten them or pick a model with a longer context"
+        )
     if concurrency is None:
         # Open loop: the engine's own sequence cap (vLLM's default for this GPU), per data-parallel rank.
         clients = (max_num_seqs or default_engine_settings(accelerator).max_num_seqs) * dp
