@@ -10,6 +10,7 @@ quota), ``_nodes`` (affinity); the plan fields each comes from are named in docs
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -277,5 +278,20 @@ def _build(
         peak_qps=float(document["peak_qps"]),
         max_qps_per_replica=float(perf["max_qps_per_replica"]),
         workload_name=str(workload.get("name") or workload.get("use_case") or "workload"),
-        why=str(document.get("why", "")),
+        why=_why(document, index),
+    )
+
+
+def _why(document: Mapping[str, Any], index: int) -> str:
+    """The plan's reason for its chosen option, said of that option only: another option's bundle says what it is
+    instead of borrowing the chosen one's reason."""
+    why = str(document.get("why", ""))
+    chosen = document.get("chosen")
+    if index == chosen:
+        return why
+    if chosen is None:
+        return f"option {index + 1} as ranked by the planner; the plan chose none ({why})"
+    return (
+        f"option {index + 1} as ranked by the planner (`--option {index + 1}`), not the plan's chosen option "
+        f"{int(chosen) + 1}; the plan says of that one: {why}"
     )

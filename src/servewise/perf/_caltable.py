@@ -101,12 +101,18 @@ class CalibrationTable:
             return ANALYTICAL_PARAMS
         same_gpu = len(level.key) >= 2
         where = "/".join(level.key)
-        basis = (
-            f"fitted on {level.rows} measured rows of {where} ({self.fitted_on})"
-            if same_gpu
-            else f"efficiencies fitted on {level.rows} measured {where or 'benchmark'} rows of other GPUs "
-            f"({self.fitted_on}); datasheet peaks of {gpu}"
-        )
+        if same_gpu:
+            basis = f"fitted on {level.rows} measured rows of {where} ({self.fitted_on})"
+        elif level.key:  # (backend,): this backend's rows, none of them on this GPU
+            basis = (
+                f"efficiencies fitted on {level.rows} measured {where} rows of other GPUs ({self.fitted_on}); "
+                f"datasheet peaks of {gpu}"
+            )
+        else:  # (): every row, of any GPU and engine (this GPU's may be among them, on another engine)
+            basis = (
+                f"efficiencies fitted on {level.rows} measured rows of any GPU and engine, none of {gpu} on "
+                f"{backend} ({self.fitted_on}); datasheet peaks of {gpu}"
+            )
         values = dict(level.params)
         return dataclasses.replace(
             ANALYTICAL_PARAMS,
