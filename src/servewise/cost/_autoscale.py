@@ -12,7 +12,8 @@ hour h:
     at risk    = minutes with ready(m) × c < qps_h
     over       = Σ_m max(0, qps_h − ready(m) × c) × 60 s           requests above ready capacity
     $/month    = Σ_m billed(m) / 60 × $/replica-hour × 730 / 168
-    static     = max_h target_h replicas × $/replica-hour × 730    (peak provisioning)
+    static     = max_h ⌈qps_h / c⌉ replicas × $/replica-hour × 730  (peak provisioning; min_replicas is the
+                                                                    autoscaler's floor, not the static pool's)
 
 A minimum over the window is exact for hourly steps: a replica added inside the window is not ready yet, and one
 removed inside it (scale-down is immediate at the hour boundary) is gone; removing and re-adding pays the cold
@@ -207,7 +208,7 @@ def autoscale_week(
     weeks_per_month = HOURS_PER_MONTH / HOURS_PER_WEEK
     replica_hours_month = sum(h.billed_replica_hours for h in hours) * weeks_per_month
     requests = sum(h.requests for h in hours)
-    static = max(targets)
+    static = max(1, *(math.ceil(qps / max_qps_per_replica - 1e-9) for qps in qps_by_hour))
     return AutoscaleResult(
         hours=tuple(hours),
         policy=policy,
