@@ -145,9 +145,11 @@ def test_calibration_table_supplies_the_parameters(cli, tmp_path: Path):
     assert "per-model correction" in document["basis"]
     other = _json(cli, *POINT, "--concurrency", "8", "--calibration", str(fit))
     assert other["correction"] is None and "per-model correction" not in other["basis"]
-    # The same GPU on another backend has no rows in this table: the global fit of other rows applies.
+    # The same GPU on another backend has no rows in this table: the global fit applies, whose rows include this
+    # GPU's on vllm, and the basis says so (not "other GPUs").
     document = _json(cli, *args, "--concurrency", "8", "--calibration", str(fit), "--backend", "sglang")
-    assert document["provenance"] == "analytical" and "other GPUs" in document["basis"]
+    assert document["provenance"] == "analytical"
+    assert "rows of any GPU and engine, none of B200 on sglang" in document["basis"]
 
 
 def test_expert_parallel_is_the_calibration_rows_all_to_all(cli, analytical):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from servewise.errors import InfeasibleError, UnknownNameError
@@ -58,6 +60,22 @@ def test_budget_rejects_and_infeasibility_names_the_cheapest():
     assert plan.chosen is None
     with pytest.raises(InfeasibleError, match=r"no option fits the budget of \$100/month; the cheapest"):
         require_feasible(plan)
+
+
+def test_the_budget_the_error_quotes_is_one_the_planner_accepts():
+    """The queueing approximation sized Qwen2.5-7B fp8 at 3 x H100 ($15,067) here, and the simulation that sizes a
+    chosen option needs 4: the error must quote what a plan with that budget would accept, not the first figure."""
+    workload = {
+        "traffic": {"users": 5000, "requests_per_user_hour": 4, "peak_factor": 3},
+        "constraints": {"gpus": ["L40S", "H100-SXM"], "providers": ["aws"]},
+    }
+    plan = _plan("document_analysis_rag", **workload, budget_usd_month=12000)
+    with pytest.raises(InfeasibleError) as err:
+        require_feasible(plan)
+    quoted = float(re.search(r"at \$([\d,]+)/month", str(err.value)).group(1).replace(",", ""))
+    assert any(r.stage == "budget" and r.usd_per_month < quoted for r in plan.rejected)  # the first figures
+    enough = _plan("document_analysis_rag", **workload, budget_usd_month=quoted + 1)
+    assert enough.chosen_option is not None and enough.chosen_option.cost.usd_per_month <= quoted + 1
 
 
 def test_impossible_slo_names_the_binding_target_and_the_closest_option():

@@ -69,6 +69,13 @@ class PlanOption:
     within_budget: bool
 
 
+UNBUDGETED_BEST = (
+    "the cheapest option meeting every SLO when the budget is lifted, sized as a chosen option is"
+)
+"""Reason prefix of the budget rejection ``make_plan`` adds when the budget leaves no option: unlike the others (the
+queueing approximation's replicas, before the simulation), its cost is what the budget must reach."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A candidate (or a whole group of them: ``*`` stands for any) that was dropped, and why."""

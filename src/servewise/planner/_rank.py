@@ -15,7 +15,7 @@ from servewise.errors import InfeasibleError
 from servewise.types import Priority
 from servewise.workload import Workload
 
-from ._plan import Plan, PlanOption, Rejection
+from ._plan import UNBUDGETED_BEST, Plan, PlanOption, Rejection
 
 __all__ = ["explain_choice", "infeasibility_message", "rank_options", "require_feasible"]
 
@@ -99,7 +99,8 @@ def infeasibility_message(plan: Plan) -> str:
     for r in plan.rejected:
         by_stage.setdefault(r.stage, []).append(r)
     if "budget" in by_stage:
-        best = min(by_stage["budget"], key=lambda r: r.usd_per_month or 0.0)
+        sized = [r for r in by_stage["budget"] if r.reason.startswith(UNBUDGETED_BEST)]
+        best = sized[0] if sized else min(by_stage["budget"], key=lambda r: r.usd_per_month or 0.0)
         return (
             f"no option fits the budget of ${plan.workload.budget_usd_month:,.0f}/month; the cheapest that meets "
             f"the SLO is {_label(best)} x{best.replicas} at ${best.usd_per_month:,.0f}/month. "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from servewise.catalog import Accelerator, CatalogSnapshot, CloudOffer, ModelSpec
 from servewise.cost import CostEstimate, allowed_offers
@@ -37,7 +38,7 @@ from servewise.workload import Workload
 
 from ._cpu import cpu_assumption, sweep_cpus
 from ._executor import Executor
-from ._plan import PLAN_SCHEMA_VERSION, Candidate, Plan, PlanOption, Rejection
+from ._plan import PLAN_SCHEMA_VERSION, UNBUDGETED_BEST, Candidate, Plan, PlanOption, Rejection
 from ._rank import explain_choice
 from ._sizing import ReplicaContext, Sizing, refine_by_simulation
 
@@ -140,6 +141,46 @@ def make_plan(
 ) -> Plan:
     """Every candidate the constraints allow, evaluated; a pure function of the workload and the catalog.
     With an ``executor``, the sweep runs in model chunks on it (``_sweep.py``), with the same result."""
+    plan = _sweep_and_rank(workload, catalog, params_for, tp_sizes, simulate_top, executor)
+    budget = workload.budget_usd_month
+    if (
+        plan.options
+        or budget is None
+        or simulate_top <= 0
+        or not any(r.stage == "budget" for r in plan.rejected)
+    ):
+        return plan
+    # The budget left nothing. Its rejections carry the queueing approximation's replicas, which the simulation
+    # that sizes a chosen option may raise: plan again without the budget, so the figure the error quotes is one
+    # that a plan with that budget would accept.
+    free = make_plan(
+        workload.model_copy(update={"budget_usd_month": None}),
+        catalog,
+        params_for=params_for,
+        tp_sizes=tp_sizes,
+        simulate_top=simulate_top,
+        executor=executor,
+    )
+    if not free.options:
+        return plan
+    best = min(free.options, key=lambda o: o.cost.usd_per_month)
+    c = best.candidate
+    usd = best.cost.usd_per_month
+    reason = (
+        f"{UNBUDGETED_BEST}: ${usd:,.0f}/month for {best.replicas} replica(s), over the ${budget:,.0f} budget"
+    )
+    extra = Rejection(c.model, c.gpu, c.tp, c.precision, "budget", reason, usd, best.replicas)
+    return replace(plan, rejected=(*plan.rejected, extra))
+
+
+def _sweep_and_rank(
+    workload: Workload,
+    catalog: CatalogSnapshot,
+    params_for: ParamsLookup,
+    tp_sizes: Sequence[int],
+    simulate_top: int,
+    executor: Executor | None,
+) -> Plan:
     if executor is not None:
         from ._sweep import plan_in_chunks  # it builds on this module's internals
 
