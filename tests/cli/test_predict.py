@@ -107,6 +107,11 @@ def test_table_prints_every_metric_and_the_provenance(cli, analytical):
         assert label in out
     assert "output tokens/s" in out and "preemptions: 0" in out and "peak KV cache use" in out
     assert "provenance: analytical; basis: analytical defaults" in out
+    assert "16-bit KV cache" in out
+    # fp8 weights: the benchmark rows' fp8 KV cache, and the text says that plan and deploy assume otherwise
+    fp8 = [a if a != "bf16" else "fp8" for a in POINT]
+    code, out, _ = cli("predict", *fp8, "--concurrency", "8")
+    assert code == 0 and "fp8 KV cache (as the measured rows at this precision; plan and deploy assume" in out
 
 
 def test_calibration_table_supplies_the_parameters(cli, tmp_path: Path):

@@ -77,8 +77,12 @@ def _print(document: dict[str, Any], fmt: OutputFormat) -> None:
         f"{'n/a' if peak is None else f'{peak:.0%}'} of {engine['kv_blocks']:,} blocks x {engine['block_size']} "
         f"tokens; dropped (longer than the cache): {document['dropped']}",
         f"engine (per data-parallel rank): max_num_seqs {engine['max_num_seqs']}, token budget "
-        f"{engine['max_num_batched_tokens']}, {'fp8' if engine['kv_cache_bytes_per_element'] == 1 else '16-bit'} "
-        "KV cache",
+        f"{engine['max_num_batched_tokens']}, "
+        + (
+            "fp8 KV cache (as the measured rows at this precision; plan and deploy assume vLLM's default 16-bit)"
+            if engine["kv_cache_bytes_per_element"] == 1
+            else "16-bit KV cache"
+        ),
         f"load: {load['requests']} requests simulated"
         + (f" on one of {document['dp']} data-parallel ranks" if document["dp"] > 1 else "")
         + f", seed {load['seed']}"
