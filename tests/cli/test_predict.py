@@ -112,6 +112,8 @@ def test_table_prints_every_metric_and_the_provenance(cli, analytical):
     fp8 = [a if a != "bf16" else "fp8" for a in POINT]
     code, out, _ = cli("predict", *fp8, "--concurrency", "8")
     assert code == 0 and "fp8 KV cache (as the measured rows at this precision; plan and deploy assume" in out
+    code, out, _ = cli("predict", *POINT, "--qps", "2", "--requests", "40")
+    assert code == 0 and "the last requests' drain included" in out and "offered 2 req/s" in out
 
 
 def test_calibration_table_supplies_the_parameters(cli, tmp_path: Path):

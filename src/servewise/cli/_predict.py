@@ -72,7 +72,13 @@ def _print(document: dict[str, Any], fmt: OutputFormat) -> None:
     peak = document["peak_kv_usage"]
     lines = [
         f"throughput: {document['output_tokens_per_s']:,.0f} output tokens/s, "
-        f"{document['requests_per_s']:.3g} requests/s ({document['completed']} requests completed)",
+        f"{document['requests_per_s']:.3g} requests/s ({document['completed']} requests completed"
+        + (
+            "; over the whole run, the last requests' drain included, as `vllm bench serve` counts: below the "
+            f"offered {load['qps']:g} req/s even when the replica keeps up)"
+            if load["mode"] == "open-loop"
+            else ")"
+        ),
         f"preemptions: {document['preemptions']}; peak KV cache use: "
         f"{'n/a' if peak is None else f'{peak:.0%}'} of {engine['kv_blocks']:,} blocks x {engine['block_size']} "
         f"tokens; dropped (longer than the cache): {document['dropped']}",
