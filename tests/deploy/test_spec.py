@@ -71,7 +71,9 @@ def test_option_is_the_rank_shown_by_plan_and_defaults_to_the_chosen_one(plan):
     assert not second.chosen
     assert deploy_spec(document).why == document["why"]  # the plan's reason is the chosen option's ...
     assert document["why"] not in second.why.split("; the plan says of that one: ")[0]  # ... not option 2's
-    assert second.why.startswith("option 2 as ranked by the planner (`--option 2`), not the plan's chosen option 1")
+    assert second.why.startswith(
+        "option 2 as ranked by the planner (`--option 2`), not the plan's chosen option 1"
+    )
     with pytest.raises(UsageError) as raised:
         deploy_spec(document, option=7)
     assert str(raised.value) == "option 7 is out of range: the plan has 3 options (1-3)"

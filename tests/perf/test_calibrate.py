@@ -121,7 +121,9 @@ def test_levels_with_few_rows_inherit_their_parent_and_lookups_fall_back(small_f
     gpu, backend, precision = small_features[0].key
     assert table.params_for(gpu, backend, precision).provenance is Provenance.calibrated
     other = table.params_for("L4", backend, precision)
-    assert other.provenance is Provenance.analytical and f"measured {backend} rows of other GPUs" in other.basis
+    assert (
+        other.provenance is Provenance.analytical and f"measured {backend} rows of other GPUs" in other.basis
+    )
     anywhere = table.params_for(gpu, "unknown-backend", "fp8")  # this GPU's rows exist, on another engine
     assert anywhere.compute_efficiency == pytest.approx(table.levels[()].params["compute_efficiency"])
     assert anywhere.provenance is Provenance.analytical
