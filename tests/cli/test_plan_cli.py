@@ -170,6 +170,18 @@ def test_usage_errors_are_one_line_too(capsys, args, message):
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in " ".join(err.split())
     assert "Traceback" not in err and "╭" not in err
+    assert (
+        "`servewise --help`" not in err
+    )  # Typer's errors point at `servewise plan --help`, where the flags are
+
+
+def test_a_usage_error_outside_a_subcommand_points_at_the_top_help(capsys):
+    code, _, err = run(capsys, "plan", "--qpz", "3")
+    assert code == 2 and err.rstrip().endswith("(see `servewise plan --help`)")
+    code, _, err = run(capsys, "--nope")
+    assert code == 2 and err.rstrip().endswith("(see `servewise --help`)")
+    code, _, err = run(capsys, "catalog", "list", "gpu")
+    assert code == 2 and err.rstrip().endswith("(see `servewise catalog list --help`)")
 
 
 def test_output_to_a_folder_or_an_unwritable_place_is_a_one_line_error(capsys, tmp_path: Path):

@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         message = err.format_message()
         if not message:  # a command group called bare: its help is already printed
             sys.exit(code)
-        fail(f"{message} (see `servewise --help`)", code)
+        context = getattr(err, "ctx", None)  # click's: the (sub)command the bad input was given to
+        where = getattr(context, "command_path", None) or "servewise"
+        fail(f"{message} (see `{where} --help`)", code)
     else:
         if isinstance(result, int) and result:  # typer.Exit(code) returns its code without standalone mode
             sys.exit(result)
