@@ -77,6 +77,7 @@ def test_default_output_is_deploy_and_refuses_to_overwrite_without_force(cli, wo
     [
         (("deploy", "missing.json"), "plan file missing.json does not exist"),
         (("deploy", "plan.json", "--option", "99999"), "option 99999 is out of range"),
+        (("deploy", "plan.json", "--image", ""), "--image '' is not an image reference"),
         (("deploy", "plan.json", "--target", "nomad"), "Invalid value for '--target'"),
         (("deploy", "bad.json"), "is not JSON"),
         (("deploy", "plan.json", "-o", "/proc/servewise-out"), "cannot write -o /proc/servewise-out"),

@@ -156,6 +156,11 @@ def deploy_spec(
         )
     if autoscaler not in _AUTOSCALERS:
         raise UsageError(f"unknown autoscaler {autoscaler!r}; choose one of {', '.join(_AUTOSCALERS)}")
+    if image is not None and (not image.strip() or any(c.isspace() for c in image)):
+        raise UsageError(
+            f"--image {image!r} is not an image reference; give one such as {VLLM_IMAGE}, or leave --image out "
+            "for that pinned default"
+        )
     index, chosen = _option(document, option)
     try:
         return _build(document, index, chosen, namespace, image, autoscaler, shape, min_replicas, model_id)
