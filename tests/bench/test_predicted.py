@@ -65,3 +65,26 @@ def test_bad_plans_are_one_line_errors(plan_file, tmp_path: Path):
     target = plan_target(path, None, db_url=db_url)
     with pytest.raises(UsageError, match="max_model_len"):
         predicted_flat(target, isl=10**6, osl=1, concurrency=1)
+
+
+def test_against_mismatch_is_certain_for_the_simulator_and_a_doubt_for_a_real_server(tmp_path):
+    from servewise.bench import PlanTarget, against_mismatch
+    from servewise.simulator import simulator_config
+
+    db_url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    l4 = simulator_config(model="Llama-3.1-8B", gpu="L4", db_url=db_url)
+    h100 = simulator_config(model="Llama-3.1-8B", gpu="H100-SXM", db_url=db_url)
+    target = PlanTarget(tmp_path / "plan.json", 1, l4)
+    served = l4.served_model
+
+    def simulating(config):
+        return [{"id": config.served_model, "servewise": {"simulated": config.describe()}}]
+
+    assert against_mismatch(target, served, simulating(l4)) is None
+    found = against_mismatch(target, served, simulating(h100))
+    assert found is not None and found.startswith(
+        f"the endpoint simulates {h100.describe()}, not plan option 1"
+    )
+    assert against_mismatch(target, served, [{"id": served}]) is None  # a real server of the option's model
+    doubt = against_mismatch(target, "my-alias", [{"id": "my-alias"}])
+    assert doubt is not None and "unless that is a --served-model-name alias" in doubt

@@ -88,6 +88,8 @@ def test_against_a_plan_prints_predicted_next_to_measured(cli, fast: TinyServer,
     document = _json(cli, "bench", fast.url, "-c", "1", *SMALL, "--against", str(plan), "--option", "1")
     comparison = document["comparison"][0]
     assert comparison["predicted_for"].startswith("plan option 1: Llama-3.1-8B")
+    # the tiny server names another model: said, as a doubt (a --served-model-name alias would look the same)
+    assert document["comparison_warning"].startswith(f"the endpoint serves '{MODEL}' and plan option 1")
     rows = {row["key"]: row for row in comparison["rows"]}
     ttft = rows["ttft_p50_ms"]
     assert ttft["measured"] == document["levels"][0]["latency_ms"]["ttft"]["p50"]

@@ -1,7 +1,7 @@
 """``servewise bench``: a load generator for any OpenAI-compatible endpoint, its statistics, predicted-vs-measured
 comparison, GuideLLM report import and saving measured points to the catalog (see docs/bench.md)."""
 
-from ._client import Endpoint, OpenAIStreamClient, RequestRecord, RequestShape, list_models
+from ._client import Endpoint, OpenAIStreamClient, RequestRecord, RequestShape, list_models, model_cards
 from ._guidellm import GuideLLMBenchmark, guidellm_points, read_guidellm_report
 from ._load import (
     Level,
@@ -12,7 +12,7 @@ from ._load import (
     run_closed_loop,
     run_open_loop,
 )
-from ._predicted import PlanTarget, compare_levels, plan_target, predicted_flat
+from ._predicted import PlanTarget, against_mismatch, compare_levels, plan_target, predicted_flat
 from ._prompts import prompt_for_chat, synthetic_prompt
 from ._report import (
     COMPARED_KEYS,
@@ -62,6 +62,7 @@ __all__ = [
     "RequestShape",
     "Sender",
     "SystemUnderTest",
+    "against_mismatch",
     "benchmark_csv_rows",
     "closed_loop_shapes",
     "compare_levels",
@@ -74,6 +75,7 @@ __all__ = [
     "level_document",
     "level_points",
     "list_models",
+    "model_cards",
     "percent_error",
     "plan_target",
     "poisson_schedule",

@@ -30,7 +30,7 @@ from servewise.errors import UsageError
 
 from ._prompts import prompt_for_chat, synthetic_prompt
 
-__all__ = ["Endpoint", "OpenAIStreamClient", "RequestRecord", "RequestShape", "list_models"]
+__all__ = ["Endpoint", "OpenAIStreamClient", "RequestRecord", "RequestShape", "list_models", "model_cards"]
 
 DEFAULT_TIMEOUT_S = 600.0
 _ERROR_CHARS = 200
@@ -238,6 +238,19 @@ async def list_models(
 ) -> list[str]:
     """Model ids the endpoint serves (``GET /v1/models``), in its order; a one-line ``UsageError`` when the
     endpoint cannot be reached or does not answer as an OpenAI-compatible server."""
+    cards = await model_cards(base_url, api_key=api_key, timeout_s=timeout_s, transport=transport)
+    return [str(card["id"]) for card in cards]
+
+
+async def model_cards(
+    base_url: str,
+    *,
+    api_key: str | None = None,
+    timeout_s: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[dict[str, Any]]:
+    """The entries of ``GET /v1/models`` as the endpoint gives them (each has an ``id``; the Servewise simulator's
+    also say what it simulates), with ``list_models``'s errors."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     hint = "check the URL and that the server is running, or name the model with --model"
     try:
@@ -255,6 +268,6 @@ async def list_models(
         )
     try:
         entries = response.json()["data"]
-        return [str(entry["id"]) for entry in entries]
+        return [dict(entry) for entry in entries if entry["id"] is not None]
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"GET {base_url}/v1/models did not return an OpenAI model list; {hint}") from None

@@ -21,7 +21,7 @@ from servewise.simulator import SimulatorConfig, config_from_plan, predicted_poi
 from ._report import comparison_rows, flat_row
 from ._run import LevelResult
 
-__all__ = ["PlanTarget", "compare_levels", "plan_target", "predicted_flat"]
+__all__ = ["PlanTarget", "against_mismatch", "compare_levels", "plan_target", "predicted_flat"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,31 @@ class PlanTarget:
 
     def describe(self) -> str:
         return f"plan option {self.rank}: {self.config.describe()}"
+
+
+def against_mismatch(target: PlanTarget, model: str, cards: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why the measured endpoint is not the plan option's replica, or None when nothing says so.
+
+    The Servewise simulator's ``/v1/models`` entry says what it simulates (``servewise.simulated``, the same text as
+    the option's), so another model, GPU, TP or precision is certain; a real server only names its model, which a
+    ``--served-model-name`` may have renamed, so that case is worded as a doubt."""
+    card = next((c for c in cards if c.get("id") == model), None)
+    config = target.config
+    simulator = card.get("servewise") if card is not None else None
+    if isinstance(simulator, Mapping) and "simulated" in simulator:
+        simulated = str(simulator["simulated"])
+        if simulated != config.describe():
+            return (
+                f"the endpoint simulates {simulated}, not {target.describe()}: the errors compare two different "
+                "configurations (start `servewise simulate` with the option's model, GPU, TP and precision)"
+            )
+        return None
+    if model not in (config.served_model, config.model):
+        return (
+            f"the endpoint serves '{model}' and {target.describe()} deploys '{config.served_model}': unless that is "
+            "a --served-model-name alias, the errors compare two different models"
+        )
+    return None
 
 
 def plan_target(path: Path, option: int | None, *, db_url: str | None = None) -> PlanTarget:

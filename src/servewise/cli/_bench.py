@@ -31,6 +31,7 @@ from servewise.bench import (
     PlanTarget,
     RequestRecord,
     SystemUnderTest,
+    against_mismatch,
     benchmark_csv_rows,
     compare_levels,
     flat_row,
@@ -39,6 +40,7 @@ from servewise.bench import (
     level_document,
     level_points,
     list_models,
+    model_cards,
     plan_target,
     run_assumptions,
     run_plan,
@@ -416,6 +418,11 @@ def bench_run_command(
         }
         if target is not None:
             document["comparison"] = compare_levels(target, results, documents, lengths, seed=seed)
+            cards = asyncio.run(model_cards(url, api_key=api_key))
+            mismatch = against_mismatch(target, served, cards)
+            document["comparison_warning"] = mismatch
+            if mismatch is not None:
+                note(f"warning: {mismatch}")
         failed_save: ServewiseError | None = None
         if system is not None:
             try:
