@@ -22,12 +22,19 @@ def test_fp4_is_native_on_blackwell():
     assert b200.fp4_tflops is not None and peak_tflops(b200, Precision.fp4) == b200.fp4_tflops
 
 
-@pytest.mark.parametrize("name", ["H100-SXM", "H200", "A100-80GB-SXM", "L40S", "L4"])
-def test_fp4_is_weight_only_at_the_16_bit_peak_on_older_nvidia_gpus(name):
+WEIGHT_ONLY = [
+    *((Precision.fp4, name) for name in ("H100-SXM", "H200", "A100-80GB-SXM", "L40S", "L4")),
+    *((Precision.fp8, name) for name in ("A100-80GB-SXM", "A100-40GB-SXM", "A10G")),
+]
+
+
+@pytest.mark.parametrize(("precision", "name"), WEIGHT_ONLY)
+def test_weight_only_formats_run_at_the_16_bit_peak_without_native_tensor_cores(precision, name):
+    """fp4 on pre-Blackwell NVIDIA GPUs with bf16 (FP4 Marlin), fp8 on Ampere (FP8 Marlin)."""
     gpu = packaged_gpu(name)
-    assert unsupported_reason(gpu, Precision.fp4) is None
-    assert weight_only(gpu, Precision.fp4)
-    assert peak_tflops(gpu, Precision.fp4) == gpu.bf16_tflops
+    assert unsupported_reason(gpu, precision) is None
+    assert weight_only(gpu, precision)
+    assert peak_tflops(gpu, precision) == gpu.bf16_tflops
 
 
 def test_weight_only_fp4_streams_4_bit_weights_and_computes_at_16_bit():
@@ -52,14 +59,6 @@ def test_fp8_is_native_where_the_gpu_has_fp8_tensor_cores(name):
     gpu = packaged_gpu(name)
     assert not weight_only(gpu, Precision.fp8)
     assert gpu.fp8_tflops is not None and peak_tflops(gpu, Precision.fp8) == gpu.fp8_tflops
-
-
-@pytest.mark.parametrize("name", ["A100-80GB-SXM", "A100-40GB-SXM", "A10G"])
-def test_fp8_is_weight_only_at_the_16_bit_peak_on_ampere(name):
-    gpu = packaged_gpu(name)
-    assert gpu.fp8_tflops is None and unsupported_reason(gpu, Precision.fp8) is None
-    assert weight_only(gpu, Precision.fp8)
-    assert peak_tflops(gpu, Precision.fp8) == gpu.bf16_tflops
 
 
 def test_weight_only_fp8_halves_the_weight_stream_and_keeps_the_16_bit_math():
